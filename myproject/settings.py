@@ -1,0 +1,163 @@
+"""
+Django settings for myproject.
+
+Everything that differs between your machine and Heroku comes from an environment variable,
+read here and nowhere else. On Heroku, set them with `heroku config:set NAME=value`.
+
+Settings reference: https://docs.djangoproject.com/en/5.2/ref/settings/
+Deployment checklist: https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Heroku sets DYNO in every running dyno (web.1, release.2, ...), but not while building
+# the app or in Heroku CI. This is the one place that tells "running on Heroku" apart.
+IS_HEROKU_APP = "DYNO" in os.environ and "CI" not in os.environ
+
+
+def env_list(name, default):
+    """A comma-separated environment variable as a list, with surrounding spaces removed."""
+    value = os.environ.get(name, default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# Signs sessions, password reset links and CSRF tokens, so it must be secret and must not
+# change between restarts (a new key logs everyone out). On Heroku it is required:
+#   heroku config:set DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+# Locally a fixed development key is used so that `make run` works with no setup.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if IS_HEROKU_APP:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it once with: heroku config:set "
+            "DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\""
+        )
+    SECRET_KEY = "django-insecure-local-development-key-do-not-use-in-production"
+
+# Debug pages show settings and source code to anyone who triggers an error, so they are
+# off unless you ask for them: DJANGO_DEBUG=1 make run
+DEBUG = os.environ.get("DJANGO_DEBUG", "").lower() in {"1", "true", "yes", "on"}
+
+# Host names this site answers to. Requests for any other host get a 400, which stops
+# Host-header attacks. The defaults cover your machine and every *.herokuapp.com app; add a
+# custom domain with: heroku config:set DJANGO_ALLOWED_HOSTS=www.example.com
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ".herokuapp.com,localhost,127.0.0.1,[::1]")
+
+# Origins allowed to POST forms here when they differ from the request's own host, for
+# example https://www.example.com behind a CDN. Comma-separated, with the scheme.
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# Heroku's router terminates HTTPS and says so in X-Forwarded-Proto; nginx passes the header
+# through unchanged, so Django can trust it to know which requests came over HTTPS.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+INSTALLED_APPS = [
+    "myproject.demo",  # demo app
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    # Ahead of django.contrib.staticfiles, so that `runserver` serves static files the way
+    # production does: https://whitenoise.readthedocs.io/en/stable/django.html
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Right after SecurityMiddleware, so static files skip the rest of the stack. In
+    # production nginx serves them before they reach gunicorn; whitenoise covers runserver,
+    # the tests and any deployment without nginx.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "myproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "myproject.wsgi.application"
+
+
+# Heroku Postgres sets DATABASE_URL. Without it (on your machine, in the tests) the app uses
+# a SQLite file, so nothing needs installing. Connections are kept for 10 minutes instead of
+# being opened per request, and checked before reuse so a restarted database is noticed.
+# https://github.com/jazzband/dj-database-url
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=600,
+        conn_health_checks=True,
+        ssl_require=IS_HEROKU_APP,
+    ),
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+
+# Static files: `collectstatic` (run by Heroku's Python buildpack at build time, and by
+# `make run`) copies them to STATIC_ROOT with a content hash in each name and a compressed
+# copy beside each. Hashed names can be cached by browsers forever.
+# https://whitenoise.readthedocs.io/en/stable/django.html
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+
+# Everything Django logs goes to stderr, which Heroku collects into `heroku logs`. Without
+# this, Django prints nothing at all when DEBUG is off, not even the traceback of a 500.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "level=%(levelname)s logger=%(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {
+        "handlers": ["console"],
+        "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO"),
+    },
+}
