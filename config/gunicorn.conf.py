@@ -1,0 +1,56 @@
+"""gunicorn settings for running behind nginx in the same dyno.
+
+nginx (see config/nginx.conf.erb) owns $PORT, absorbs slow clients and writes the access log.
+gunicorn only ever talks to nginx, over a unix socket, so its workers spend their time running
+Django rather than waiting on a phone's upload.
+
+Settings: https://docs.gunicorn.org/en/stable/settings.html
+"""
+
+import os
+from pathlib import Path
+
+# nginx forwards every request to this socket; the path must match the `upstream` block in
+# config/nginx.conf.erb, which reads the same variable. Never bind $PORT here: nginx does.
+# The default is the one Heroku's nginx buildpack expects; tests and a second local copy
+# override it so that they do not collide.
+NGINX_SOCKET_PATH = os.environ.get("NGINX_SOCKET_PATH", "/tmp/nginx.socket")
+bind = [f"unix:{NGINX_SOCKET_PATH}"]
+
+# gunicorn's control socket (for the `gunicornc` tool) goes beside it, instead of into
+# $HOME, where two copies of the app would fight over one path.
+control_socket = f"{NGINX_SOCKET_PATH}.ctl"
+
+# Heroku sets WEB_CONCURRENCY from the dyno's memory (2 on Standard-1X, 4 on Standard-2X).
+# Plain sync workers are right here: nginx hands each one a complete request and takes the
+# whole response at once, so a worker is never left waiting on the network.
+workers = int(os.environ.get("WEB_CONCURRENCY", 2))
+worker_class = "sync"
+
+# Heroku's router gives up on a request after 30 seconds (error H12). Kill a worker stuck
+# longer than that, so it is replaced instead of holding its slot forever.
+timeout = 25
+
+# On shutdown, give requests in flight this long to finish. Heroku sends SIGKILL 30 seconds
+# after SIGTERM, so this must end well before that.
+graceful_timeout = 20
+
+# nginx writes one rich access line per request; a second line from gunicorn would only
+# double the log volume. Set GUNICORN_CMD_ARGS="--access-logfile -" to see gunicorn's too.
+accesslog = None
+errorlog = "-"
+
+# bin/start-nginx starts nginx only once this file exists, so nginx never answers 502 while
+# the app is still booting. when_ready runs after the socket is bound (connections wait in
+# its backlog until a worker accepts them). Do not set reuse_port: with it, gunicorn binds in
+# each worker after this hook has run, and nginx would find no socket.
+APP_INITIALIZED_PATH = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-initialized"))
+
+
+def when_ready(server):
+    APP_INITIALIZED_PATH.touch()
+
+
+def on_exit(server):
+    # A file left behind would tell the next start that an app is ready before it is.
+    APP_INITIALIZED_PATH.unlink(missing_ok=True)
