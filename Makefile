@@ -1,0 +1,34 @@
+# The two commands of the quick start:
+#   make run    the whole stack (nginx in front of gunicorn) on http://127.0.0.1:5000
+#   make test   the whole test suite
+# Both set up what they need first: a virtualenv in .venv, the requirements and nginx.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PORT ?= 5000
+
+# Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
+WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
+
+.PHONY: run test setup nginx
+
+run: setup
+	$(PYTHON) manage.py collectstatic --noinput --verbosity 0
+	$(PYTHON) manage.py migrate --noinput
+	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C to stop)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORT=$(PORT) $(WEB_COMMAND)
+
+test: setup
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed nginx
+
+# Reinstall only when a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -d $(VENV) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+nginx:
+	@bin/install-nginx

@@ -1,0 +1,29 @@
+"""The README's one command for deleting the demo app leaves a working project."""
+
+import shutil
+import subprocess
+import sys
+
+from tests.stack import REPO
+
+
+
+def remove_demo_command():
+    """The command exactly as README.md prints it."""
+    readme = (REPO / "README.md").read_text()
+    return next(line for line in readme.splitlines() if line.startswith("rm -r myproject/demo"))
+
+
+def test_removing_the_demo_app_leaves_a_project_that_passes_checks(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(".venv", ".git", "staticfiles", "db.sqlite3"))
+
+    subprocess.run(remove_demo_command(), shell=True, cwd=project, check=True)
+
+    assert not (project / "myproject" / "demo").exists()
+    assert not list((project / "myproject").glob("*.bak"))
+    assert "demo" not in (project / "myproject" / "settings.py").read_text()
+    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=project, capture_output=True, text=True,
+                           env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "myproject.settings"})
+    assert check.returncode == 0, check.stderr
+    assert "no issues" in check.stdout

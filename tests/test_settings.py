@@ -1,0 +1,107 @@
+"""myproject/settings.py reads everything that differs between machines from the
+environment. Each case imports the settings in a fresh interpreter with exactly the
+environment given, as a dyno or `make run` would."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.stack import REPO
+
+SHOW_SETTINGS = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "SECRET_KEY": settings.SECRET_KEY,
+    "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
+    "CSRF_TRUSTED_ORIGINS": settings.CSRF_TRUSTED_ORIGINS,
+    "DATABASE": settings.DATABASES["default"],
+    "STORAGES": settings.STORAGES,
+}, default=str))
+"""
+
+
+def load_settings(**env):
+    result = run_settings(**env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def run_settings(**env):
+    clean_env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "myproject.settings", **env}
+    return subprocess.run([sys.executable, "-c", SHOW_SETTINGS], cwd=REPO, env=clean_env,
+                          capture_output=True, text=True)
+
+
+def test_debug_is_off_unless_asked_for():
+    assert load_settings()["DEBUG"] is False
+    assert load_settings(DJANGO_DEBUG="1")["DEBUG"] is True
+    assert load_settings(DJANGO_DEBUG="true")["DEBUG"] is True
+    assert load_settings(DJANGO_DEBUG="0")["DEBUG"] is False
+
+
+def test_secret_key_comes_from_the_environment():
+    assert load_settings(DJANGO_SECRET_KEY="s3cret")["SECRET_KEY"] == "s3cret"
+
+
+def test_a_development_key_is_used_locally_when_none_is_set():
+    assert "insecure" in load_settings()["SECRET_KEY"]
+
+
+def test_on_heroku_a_missing_secret_key_stops_the_boot_with_instructions():
+    result = run_settings(DYNO="web.1")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert "heroku config:set" in result.stderr
+
+
+def test_heroku_ci_runs_without_a_secret_key():
+    # Heroku CI sets both DYNO and CI; it is a test run, not production.
+    assert load_settings(DYNO="test.1", CI="true")["SECRET_KEY"]
+
+
+def test_sqlite_is_used_when_database_url_is_unset():
+    database = load_settings()["DATABASE"]
+
+    assert database["ENGINE"] == "django.db.backends.sqlite3"
+    assert database["NAME"].endswith("db.sqlite3")
+
+
+def test_postgres_comes_from_database_url_with_persistent_checked_connections():
+    database = load_settings(DATABASE_URL="postgres://user:pw@db.example.com:5433/app")["DATABASE"]
+
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.example.com", 5433, "app")
+    assert database["CONN_MAX_AGE"] > 0
+    assert database["CONN_HEALTH_CHECKS"] is True
+
+
+def test_postgres_requires_tls_on_heroku():
+    database = load_settings(DYNO="web.1", DJANGO_SECRET_KEY="x",
+                             DATABASE_URL="postgres://user:pw@db.example.com:5432/app")["DATABASE"]
+
+    assert database["OPTIONS"]["sslmode"] == "require"
+
+
+def test_allowed_hosts_default_to_local_addresses_and_herokuapp_com():
+    hosts = load_settings()["ALLOWED_HOSTS"]
+
+    assert ".herokuapp.com" in hosts
+    assert {"localhost", "127.0.0.1"} <= set(hosts)
+
+
+def test_allowed_hosts_and_csrf_origins_are_comma_separated_lists():
+    settings = load_settings(DJANGO_ALLOWED_HOSTS="www.example.com, example.com",
+                             DJANGO_CSRF_TRUSTED_ORIGINS="https://www.example.com")
+
+    assert settings["ALLOWED_HOSTS"] == ["www.example.com", "example.com"]
+    assert settings["CSRF_TRUSTED_ORIGINS"] == ["https://www.example.com"]
+
+
+def test_static_files_are_compressed_and_hashed_by_whitenoise():
+    storage = load_settings()["STORAGES"]["staticfiles"]["BACKEND"]
+
+    assert storage == "whitenoise.storage.CompressedManifestStaticFilesStorage"
