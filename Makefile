@@ -21,7 +21,7 @@ run: setup
 test: setup
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-setup: $(VENV)/.installed nginx
+setup: $(VENV)/.installed nginx bin/sigterm_as_sigquit.so
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -32,3 +32,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 nginx:
 	@bin/install-nginx
+
+# Lets nginx finish its requests when Heroku-style SIGTERM reaches it (bin/start-nginx).
+bin/sigterm_as_sigquit.so: bin/sigterm_as_sigquit.c
+	bin/build-sigterm-shim

@@ -8,6 +8,7 @@ Settings: https://docs.gunicorn.org/en/stable/settings.html
 """
 
 import os
+import signal
 from pathlib import Path
 
 # nginx forwards every request to this socket; the path must match the `upstream` block in
@@ -46,8 +47,28 @@ errorlog = "-"
 # each worker after this hook has run, and nginx would find no socket.
 APP_INITIALIZED_PATH = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-initialized"))
 
+# When Heroku stops a dyno, every process in it gets SIGTERM at the same moment. Normally
+# gunicorn's master would close and remove its socket at once, and the requests nginx still
+# has queued for it would fail with 502. bin/start-nginx sets NGINX_GRACEFUL_SIGTERM=1 when
+# nginx will finish those requests on SIGTERM (see bin/sigterm_as_sigquit.c); the master then
+# ignores SIGTERM and replaces each worker that finishes its request and exits, until nginx is
+# done and bin/start-nginx stops the master with SIGINT.
+NGINX_GRACEFUL_SIGTERM = os.environ.get("NGINX_GRACEFUL_SIGTERM")
+
+
+def on_starting(server):
+    # bin/start-nginx always sets the variable; without it, another script started us.
+    if NGINX_GRACEFUL_SIGTERM is None and "DYNO" in os.environ:
+        server.log.warning(
+            "bin/start-nginx is the nginx buildpack's, not this app's: requests in flight are "
+            "lost when the dyno stops. Set the buildpacks in the order heroku-community/nginx, "
+            "heroku/python and deploy again."
+        )
+
 
 def when_ready(server):
+    if NGINX_GRACEFUL_SIGTERM == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     APP_INITIALIZED_PATH.touch()
 
 
