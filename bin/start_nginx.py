@@ -3,24 +3,35 @@
 
 Usage:
 
-    bin/start-nginx [-f] COMMAND [ARGS...]
+    bin/start-nginx [-f] COMMAND [ARGS...]   run the app and nginx (the Procfile's web process)
+    bin/start-nginx --render [TEMPLATE]      print the rendered template (config/nginx.conf.erb)
+    bin/start-nginx --check                  render config/nginx.conf and have nginx test it
+
     bin/start-nginx gunicorn -c config/gunicorn.conf.py myproject.wsgi
 
-The story, in the order main() tells it:
+The story, in the order run() tells it:
 
 1. Render config/nginx.conf.erb to config/nginx.conf (ERB without Ruby: see bin/erb.py)
-   and have nginx check it, so a broken config fails before anything starts.
+   and have nginx test it, so a broken config fails before anything starts.
 2. Start COMMAND, the app server.
 3. Wait until the app touches its readiness file ($APP_INITIALIZED_PATH, default
    /tmp/app-initialized), so nginx never answers 502 while the app boots. -f skips this.
 4. Start nginx in the foreground, listening on $PORT.
 5. Supervise: when either process exits on its own, stop the other and exit 1, saying which.
-6. On SIGTERM or SIGINT, stop nginx gracefully first (it finishes the requests it has
-   accepted), then the app, and exit 0.
+6. On SIGTERM or SIGINT, stop nginx gracefully first (it finishes every request it has
+   accepted), then the app, and exit 0. A second signal stops both at once.
+
+On Heroku every process in the dyno gets SIGTERM at the same moment, so step 6 cannot order
+anything there. Two things make that case lose no request either: nginx is started with
+bin/sigterm_as_sigquit.so preloaded, which turns its SIGTERM into a graceful SIGQUIT, and the
+app is told so (NGINX_GRACEFUL_SIGTERM=1), so that gunicorn keeps its socket open and its
+workers serving until nginx has finished (see config/gunicorn.conf.py).
 
 It has the same command line as the start-nginx of Heroku's nginx buildpack, and progress
 lines in the same key=value style, but needs no Ruby. Standard library only: it runs before
-anything else in the dyno and must not depend on the app's packages.
+anything else in the dyno and must not depend on the app's packages. bin/start-nginx is only
+a launcher for this file, because the nginx buildpack overwrites bin/start-nginx with its own
+at build time (bin/post_compile puts ours back).
 """
 
 import contextlib
@@ -38,15 +49,17 @@ import erb
 APP_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = APP_DIR / "config" / "nginx.conf.erb"
 CONFIG = APP_DIR / "config" / "nginx.conf"
+SIGTERM_SHIM = APP_DIR / "bin" / "sigterm_as_sigquit.so"
 
 # Heroku stops a dyno that has not bound $PORT within 60 seconds of starting (error R10).
 # Give up a little earlier, with a message that says what to check.
 APP_READY_TIMEOUT = float(os.environ.get("APP_READY_TIMEOUT", 45))
 
 # How long each process gets to finish its requests on shutdown before it is killed. Heroku
-# sends SIGKILL 30 seconds after SIGTERM, so both together stay under that.
-NGINX_STOP_TIMEOUT = 10
-APP_STOP_TIMEOUT = 15
+# sends SIGKILL 30 seconds after SIGTERM: nginx's own limit (worker_shutdown_timeout in
+# config/nginx.conf.erb) is 20 seconds, and the app has nothing left to do once nginx is gone.
+NGINX_STOP_TIMEOUT = 25
+APP_STOP_TIMEOUT = 4
 
 POLL_INTERVAL = 0.05
 
@@ -55,6 +68,11 @@ EXIT_STOPPED = 0  # stopped on request, after a clean shutdown
 EXIT_PROCESS_EXITED = 1  # nginx or the app exited on its own; the other was stopped
 EXIT_BAD_SETUP = 2  # wrong usage, PORT, template or nginx config, or nginx missing
 EXIT_APP_NOT_READY = 3  # the app never touched its readiness file
+
+USAGE = """\
+usage: bin/start-nginx [-f] COMMAND [ARGS...]
+       bin/start-nginx --render [TEMPLATE]
+       bin/start-nginx --check"""
 
 NGINX_INSTALL_HELP = """\
 nginx was not found. It is looked for at bin/nginx (where Heroku's nginx buildpack puts it),
@@ -75,6 +93,12 @@ def log(**fields):
     print(f"wrapper=start-nginx {pairs}", flush=True)
 
 
+def quote(value):
+    if value and not any(char in value for char in ' "=\\'):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def exit_fields(returncode):
     """status=N for a process that exited, signal=NAME for one a signal ended."""
     if returncode < 0:
@@ -87,12 +111,6 @@ def status_of_early_exit(returncode):
     if returncode < 0:
         return 128 - returncode
     return returncode or EXIT_PROCESS_EXITED
-
-
-def quote(value):
-    if value and not any(char in value for char in ' "=\\'):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class SignalInbox:
@@ -114,14 +132,17 @@ class SignalInbox:
         return len(self.received)
 
 
-def parse_arguments(argv):
+# Setup: everything that can be wrong before a process starts.
+
+
+def parse_command(argv):
     """Return (wait_for_app, command), following the buildpack's `[-f] COMMAND...`."""
     wait_for_app = True
     if argv[:1] == ["-f"]:
         wait_for_app = False
         argv = argv[1:]
     if not argv:
-        raise SetupError("usage: bin/start-nginx [-f] COMMAND [ARGS...]")
+        raise SetupError(USAGE)
     if not shutil.which(argv[0]):
         raise SetupError(f"cannot start the app: {argv[0]!r} was not found on PATH")
     return wait_for_app, argv
@@ -149,17 +170,29 @@ def find_nginx():
     return found
 
 
-def render_config():
-    """Render the ERB template exactly as Ruby's erb would, or explain why it cannot."""
+def render(template):
+    """Render an ERB template exactly as Ruby's erb would, or explain why it cannot."""
     # newline="" keeps \r\n line ends as they are, as Ruby does.
-    with open(TEMPLATE, encoding="utf-8", newline="") as template:
-        source = template.read()
     try:
-        text = erb.render(source, str(TEMPLATE.relative_to(APP_DIR)), os.environ)
+        with open(template, encoding="utf-8", newline="") as file:
+            source = file.read()
+    except OSError as error:
+        raise SetupError(f"cannot read the template: {error}") from None
+    try:
+        return erb.render(source, display_path(template), os.environ)
     except erb.TemplateError as error:
         raise SetupError(f"cannot render the nginx config: {error}") from None
-    CONFIG.write_text(text, encoding="utf-8", newline="")
-    log(at="config-rendered", path=CONFIG.relative_to(APP_DIR))
+
+
+def display_path(path):
+    """A path relative to the app, as people know it (config/nginx.conf.erb)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(APP_DIR)) if path.is_relative_to(APP_DIR) else str(path)
+
+
+def write_config():
+    CONFIG.write_text(render(TEMPLATE), encoding="utf-8", newline="")
+    log(at="config-rendered", path=display_path(CONFIG))
 
 
 def nginx_command(nginx):
@@ -168,11 +201,11 @@ def nginx_command(nginx):
     return [nginx, "-p", f"{APP_DIR}/", "-c", str(CONFIG)]
 
 
-def check_nginx_config(nginx):
+def test_nginx_config(nginx):
     """Have nginx read the config now, so a mistake fails the boot with nginx's own words."""
     result = subprocess.run([*nginx_command(nginx), "-t", "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if result.returncode != 0:
-        raise SetupError(f"nginx rejected {CONFIG.relative_to(APP_DIR)}:\n{result.stdout.decode(errors='replace')}")
+        raise SetupError(f"nginx rejected {display_path(CONFIG)}:\n{result.stdout.decode(errors='replace')}")
 
 
 @contextlib.contextmanager
@@ -192,12 +225,43 @@ def scratch_directory():
         yield
 
 
-def start(name, command):
+# Running: start, wait, supervise, stop.
+
+
+def start(name, command, env):
     # Each child gets its own process group, so a Ctrl-C in the terminal reaches only this
     # wrapper, which then stops them in the right order.
-    process = subprocess.Popen(command, start_new_session=True)
+    process = subprocess.Popen(command, env=env, start_new_session=True)
     log(at=f"{name}-start", pid=process.pid, cmd=" ".join(command))
     return process
+
+
+def graceful_sigterm_env():
+    """nginx's environment with the SIGTERM shim preloaded, or None when it is not built.
+
+    LD_PRELOAD goes to nginx alone: in gunicorn's workers, SIGTERM must keep its meaning.
+    """
+    if not SIGTERM_SHIM.is_file():
+        log(at="warning", reason="sigterm-shim-missing",
+            msg=f"{display_path(SIGTERM_SHIM)} is not built (make, or bin/post_compile on Heroku); "
+                "when Heroku stops this dyno, nginx will cut the requests in flight")
+        return None
+    preload = " ".join(filter(None, [str(SIGTERM_SHIM), os.environ.get("LD_PRELOAD")]))
+    return {**os.environ, "LD_PRELOAD": preload}
+
+
+def check_shim_loaded(nginx_process):
+    """Say so loudly when nginx ignored LD_PRELOAD (a statically linked nginx does)."""
+    maps = Path(f"/proc/{nginx_process.pid}/maps")
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline and nginx_process.poll() is None:
+        with contextlib.suppress(OSError):
+            if str(SIGTERM_SHIM) in maps.read_text():
+                return
+        time.sleep(POLL_INTERVAL)
+    if nginx_process.poll() is None:
+        log(at="warning", reason="sigterm-shim-not-loaded",
+            msg="nginx did not load the SIGTERM shim; when Heroku stops this dyno, nginx will cut the requests in flight")
 
 
 def wait_until_ready(app, ready_file, signals):
@@ -232,49 +296,89 @@ def supervise(processes, signals):
         time.sleep(POLL_INTERVAL)
 
 
-def stop(name, process, stop_signal, timeout):
-    """Ask a process to stop, and kill it if it has not within `timeout` seconds."""
+def stop(name, process, stop_signal, timeout, signals):
+    """Ask a process to stop; kill it after `timeout` seconds or on a second signal."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(stop_signal)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(at="kill", process=name, reason=f"still running after {timeout}s")
-        process.kill()
-        process.wait()
+    log(at="stopping", process=name, signal=stop_signal.name)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        if len(signals) > 1 or time.monotonic() > deadline:
+            reason = "second-signal" if len(signals) > 1 else f"still running after {timeout}s"
+            log(at="kill", process=name, reason=reason)
+            process.kill()
+            process.wait()
+        time.sleep(POLL_INTERVAL)
     log(at="stopped", process=name, **exit_fields(process.returncode))
 
 
-def main(argv):
-    signals = SignalInbox()
+def run(command, nginx, wait_for_app, signals):
+    nginx_env = graceful_sigterm_env()
+    # Tell the app whether nginx will finish its requests on SIGTERM (and that it runs
+    # under this script at all): config/gunicorn.conf.py reads it.
+    graceful = nginx_env is not None
+    app_env = {**os.environ, "NGINX_GRACEFUL_SIGTERM": "1" if graceful else "0"}
+
+    ready_file = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-initialized"))
+    ready_file.unlink(missing_ok=True)
+    processes = {"app": start("app", command, app_env)}
+    status = wait_until_ready(processes["app"], ready_file, signals) if wait_for_app else None
+    if status is None:
+        processes["nginx"] = start("nginx", nginx_command(nginx), nginx_env)
+        if graceful:
+            check_shim_loaded(processes["nginx"])
+        status = supervise(processes, signals)
+
+    # nginx first (SIGQUIT: stop accepting, finish every request it has), while the app is
+    # still there to answer them. Once nginx is gone no request can reach the app, so it may
+    # stop quickly; with the shim, gunicorn's master ignores SIGTERM and SIGINT stops it.
+    stop("nginx", processes.get("nginx"), signal.SIGQUIT, NGINX_STOP_TIMEOUT, signals)
+    app_stop_signal = signal.SIGINT if graceful else signal.SIGTERM
+    stop("app", processes["app"], app_stop_signal, APP_STOP_TIMEOUT, signals)
+    return status
+
+
+# The three commands.
+
+
+def print_rendered(argv):
+    template = Path(argv[0]) if argv else TEMPLATE
+    sys.stdout.write(render(template))
+    return EXIT_STOPPED
+
+
+def check_config():
+    check_port()
+    nginx = find_nginx()
     with scratch_directory():
-        try:
-            wait_for_app, command = parse_arguments(argv)
-            check_port()
-            nginx = find_nginx()
-            render_config()
-            check_nginx_config(nginx)
-        except SetupError as error:
-            print(f"start-nginx: {error}", file=sys.stderr, flush=True)
-            return EXIT_BAD_SETUP
+        write_config()
+        test_nginx_config(nginx)
+    print(f"{display_path(CONFIG)}: nginx accepts it", flush=True)
+    return EXIT_STOPPED
+
+
+def start_web_process(argv):
+    signals = SignalInbox()
+    wait_for_app, command = parse_command(argv)
+    check_port()
+    nginx = find_nginx()
+    with scratch_directory():
+        write_config()
+        test_nginx_config(nginx)
         return run(command, nginx, wait_for_app, signals)
 
 
-def run(command, nginx, wait_for_app, signals):
-    ready_file = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-initialized"))
-    ready_file.unlink(missing_ok=True)
-    processes = {"app": start("app", command)}
-    status = wait_until_ready(processes["app"], ready_file, signals) if wait_for_app else None
-    if status is None:
-        processes["nginx"] = start("nginx", nginx_command(nginx))
-        status = supervise(processes, signals)
-
-    # nginx first (QUIT: stop accepting, finish what it has), so that the app is still there
-    # to answer the requests nginx is finishing; then the app (TERM: gunicorn's graceful stop).
-    stop("nginx", processes.get("nginx"), signal.SIGQUIT, NGINX_STOP_TIMEOUT)
-    stop("app", processes["app"], signal.SIGTERM, APP_STOP_TIMEOUT)
-    return status
+def main(argv):
+    try:
+        if argv[:1] == ["--render"]:
+            return print_rendered(argv[1:])
+        if argv[:1] == ["--check"]:
+            return check_config()
+        return start_web_process(argv)
+    except SetupError as error:
+        print(f"start-nginx: {error}", file=sys.stderr, flush=True)
+        return EXIT_BAD_SETUP
 
 
 if __name__ == "__main__":

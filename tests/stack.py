@@ -1,10 +1,11 @@
-"""Fixtures that start the real stack: bin/start-nginx, nginx and gunicorn, as on a dyno.
+"""The real stack for tests: bin/start-nginx, nginx and gunicorn, started as on a dyno.
 
 Each stack gets a free port and its own socket, readiness file, nginx scratch directory and
 SQLite database in a fresh temporary directory, so tests never collide with `make run` or
 each other, and every process a test started is stopped when it ends.
 """
 
+import contextlib
 import os
 import shlex
 import signal
@@ -38,10 +39,18 @@ def parse_logfmt(line):
     return fields
 
 
+def children_of(pid):
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 class Stack:
     """One running copy of the web process, started the way the Procfile starts it."""
 
-    def __init__(self, tmp_path, extra_env=None):
+    def __init__(self, tmp_path, app_dir=REPO, extra_env=None):
+        self.app_dir = app_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket_path = tmp_path / "nginx.socket"
@@ -66,11 +75,11 @@ class Stack:
         """What Heroku's build and release phase do: collect static files and migrate."""
         for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"]):
             subprocess.run([sys.executable, "manage.py", *command, "--verbosity", "0"],
-                           cwd=REPO, env=self.env, check=True)
+                           cwd=self.app_dir, env=self.env, check=True)
 
     def start(self):
         self.process = subprocess.Popen(
-            WEB_COMMAND, cwd=REPO, env=self.env, start_new_session=True,
+            WEB_COMMAND, cwd=self.app_dir, env=self.env, start_new_session=True,
             stdout=self.stdout_path.open("wb"), stderr=self.stderr_path.open("wb"),
         )
         self.wait_until_serving()
@@ -118,6 +127,13 @@ class Stack:
                 pids[fields["at"].removesuffix("-start")] = int(fields["pid"])
         return pids
 
+    def process_tree(self):
+        """Every PID of this stack: the wrapper, nginx and gunicorn, and their workers."""
+        pids = [self.process.pid, *self.child_pids().values()]
+        for pid in list(pids[1:]):
+            pids += children_of(pid)
+        return pids
+
     def stop(self):
         """SIGTERM the wrapper, as `heroku local` would, and return its exit status."""
         self.process.send_signal(signal.SIGTERM)
@@ -127,11 +143,9 @@ class Stack:
         """Make sure nothing this stack started outlives the test."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the wrapper and anything in its group
+        self.process.wait()
         for pid in self.child_pids().values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

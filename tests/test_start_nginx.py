@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,8 +38,7 @@ def wrapper_env(runtime_dir, **overrides):
 
 
 def run_wrapper(app_dir, env, *command, timeout=30):
-    # Through this Python explicitly: some tests run it with a PATH that has no python3.
-    return subprocess.run([PYTHON, str(app_dir / "bin" / "start-nginx"), *command], cwd=app_dir,
+    return subprocess.run([str(app_dir / "bin" / "start-nginx"), *command], cwd=app_dir,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -67,10 +67,16 @@ def test_missing_command_prints_usage(app_dir, runtime_dir):
 
     assert result.returncode == 2
     assert "usage: bin/start-nginx [-f] COMMAND" in result.stderr
+    assert "--render" in result.stderr
 
 
 def test_missing_nginx_says_how_to_install_it(app_dir, runtime_dir):
-    env = wrapper_env(runtime_dir, NGINX_BIN=None, PATH=str(runtime_dir))
+    # A PATH with what the launcher needs, and no nginx.
+    path_without_nginx = runtime_dir / "path"
+    path_without_nginx.mkdir()
+    (path_without_nginx / "python3").symlink_to(PYTHON)
+    (path_without_nginx / "dirname").symlink_to(shutil.which("dirname"))
+    env = wrapper_env(runtime_dir, NGINX_BIN=None, PATH=str(path_without_nginx))
 
     result = run_wrapper(app_dir, env, PYTHON, "-c", "pass")
 
@@ -143,7 +149,7 @@ def test_stale_readiness_file_is_removed_before_start(app_dir, runtime_dir):
 
 def test_force_flag_starts_nginx_without_waiting_for_the_app(app_dir, runtime_dir):
     env = wrapper_env(runtime_dir)
-    wrapper = subprocess.Popen([PYTHON, str(app_dir / "bin" / "start-nginx"), "-f", PYTHON, "-c",
+    wrapper = subprocess.Popen([str(app_dir / "bin" / "start-nginx"), "-f", PYTHON, "-c",
                                 "import time; time.sleep(60)"], cwd=app_dir, env=env,
                                stdout=subprocess.PIPE, text=True)
     try:
@@ -172,7 +178,8 @@ def test_when_one_process_exits_the_other_is_stopped_and_the_wrapper_says_which(
 
     assert stack.process.wait(10) == 1
     lines = [parse_logfmt(line) for line in stack.stdout_lines() if line.startswith("wrapper=")]
-    assert {"at": "exit", "process": victim, "signal": "SIGKILL"}.items() <= lines[-2].items()
+    exit_line = next(line for line in lines if line["at"] == "exit")
+    assert {"process": victim, "signal": "SIGKILL"}.items() <= exit_line.items()
     assert {"at": "stopped", "process": survivor}.items() <= lines[-1].items()
 
 
@@ -189,3 +196,74 @@ def test_app_killed_by_a_signal_before_it_is_ready_exits_like_a_shell_would(app_
 
     assert result.returncode == 128 + 9
     assert {"at": "exit", "process": "app", "signal": "SIGKILL"}.items() <= progress(result)[-1].items()
+
+
+def test_render_prints_the_template_as_erb_would_and_writes_nothing(app_dir, runtime_dir):
+    result = run_wrapper(app_dir, wrapper_env(runtime_dir, PORT="4242", NGINX_WORKERS="3"), "--render")
+
+    assert result.returncode == 0, result.stderr
+    assert "listen 4242;" in result.stdout
+    assert "worker_processes 3;" in result.stdout
+    assert not (app_dir / "config" / "nginx.conf").exists()
+
+
+def test_render_of_another_template_and_its_errors(app_dir, runtime_dir):
+    good = runtime_dir / "good.erb"
+    good.write_text("a=<%= ENV['A'] || 'default' %>\n")
+    bad = runtime_dir / "bad.erb"
+    bad.write_text("line one\n<%- if true -%>\n")
+
+    rendered = run_wrapper(app_dir, wrapper_env(runtime_dir), "--render", str(good))
+    refused = run_wrapper(app_dir, wrapper_env(runtime_dir), "--render", str(bad))
+
+    assert (rendered.returncode, rendered.stdout) == (0, "a=default\n")
+    assert refused.returncode == 2
+    assert f"{bad}:2:" in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_check_renders_the_config_and_has_nginx_test_it(app_dir, runtime_dir):
+    result = run_wrapper(app_dir, wrapper_env(runtime_dir), "--check")
+
+    assert result.returncode == 0, result.stderr
+    assert "config/nginx.conf: nginx accepts it" in result.stdout
+    assert "listen" in (app_dir / "config" / "nginx.conf").read_text()
+
+
+def test_check_reports_nginx_own_error(app_dir, runtime_dir):
+    template = app_dir / "config" / "nginx.conf.erb"
+    template.write_text(template.read_text().replace("gzip on;", "gzip maybe;"))
+
+    result = run_wrapper(app_dir, wrapper_env(runtime_dir), "--check")
+
+    assert result.returncode == 2
+    assert 'invalid value "maybe"' in result.stderr
+
+
+def test_log_paths_can_be_moved_to_files(runtime_dir):
+    access_log = runtime_dir / "access.log"
+    error_log = runtime_dir / "error.log"
+    stack = Stack(runtime_dir, extra_env={"NGINX_ACCESS_LOG_PATH": str(access_log),
+                                          "NGINX_ERROR_LOG_PATH": str(error_log)})
+    stack.prepare()
+    try:
+        stack.start()
+        stack.get("/", headers={"X-Request-ID": "to-the-file-0123456789"})
+    finally:
+        stack.clean_up()
+
+    assert "to-the-file-0123456789" in access_log.read_text()
+    assert "to-the-file-0123456789" not in stack.output()
+    assert error_log.exists(), "nginx opens its error log at start"
+
+
+def test_sigterm_shim_is_loaded_into_nginx_and_never_into_gunicorn(stack):
+    pids = stack.child_pids()
+
+    nginx_maps = Path(f"/proc/{pids['nginx']}/maps").read_text()
+    app_maps = Path(f"/proc/{pids['app']}/maps").read_text()
+    app_environ = Path(f"/proc/{pids['app']}/environ").read_bytes()
+    assert "sigterm_as_sigquit.so" in nginx_maps
+    assert "sigterm_as_sigquit.so" not in app_maps
+    assert b"LD_PRELOAD" not in app_environ
+    assert b"NGINX_GRACEFUL_SIGTERM=1" in app_environ
