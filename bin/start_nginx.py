@@ -191,7 +191,11 @@ def display_path(path):
 
 
 def write_config():
-    CONFIG.write_text(render(TEMPLATE), encoding="utf-8", newline="")
+    rendered = render(TEMPLATE)
+    try:
+        CONFIG.write_text(rendered, encoding="utf-8", newline="")
+    except OSError as error:
+        raise SetupError(f"cannot write the rendered config: {error}") from None
     log(at="config-rendered", path=display_path(CONFIG))
 
 
