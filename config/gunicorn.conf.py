@@ -11,6 +11,8 @@ import os
 import signal
 from pathlib import Path
 
+from myproject import logs
+
 # nginx forwards every request to this socket; the path must match the `upstream` block in
 # config/nginx.conf.erb, which reads the same variable. Never bind $PORT here: nginx does.
 # The default is the one Heroku's nginx buildpack expects; tests and a second local copy
@@ -36,10 +38,55 @@ timeout = 25
 # after SIGTERM, so this must end well before that.
 graceful_timeout = 20
 
-# nginx writes one rich access line per request; a second line from gunicorn would only
-# double the log volume. Set GUNICORN_CMD_ARGS="--access-logfile -" to see gunicorn's too.
-accesslog = None
-errorlog = "-"
+# Logging. gunicorn's own messages go to stderr as logfmt lines, through the formatter
+# Django uses (myproject/logs.py), so every line in `heroku logs` parses the same way.
+#
+# nginx writes the access line, so gunicorn writes none by default: a second line per
+# request would only double the log. Heroku's Python buildpack sets
+# GUNICORN_CMD_ARGS="--access-logfile -" in every dyno, and that outranks this file; but
+# gunicorn applies logconfig_dict after --access-logfile, so the logger settings below decide.
+# To see gunicorn's access line too (one more line per request, with the same request_id as
+# nginx's): heroku config:set GUNICORN_ACCESS_LOG=1
+# https://docs.gunicorn.org/en/stable/settings.html#logconfig-dict
+ACCESS_LOG = os.environ.get("GUNICORN_ACCESS_LOG", "") == "1"
+access_log_format = "%(r)s %(s)s %(b)s bytes %(M)sms"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "logfmt": {"()": "myproject.logs.LogfmtFormatter"},
+    },
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "logfmt", "stream": "ext://sys.stderr"},
+        "stdout": {"class": "logging.StreamHandler", "formatter": "logfmt", "stream": "ext://sys.stdout"},
+    },
+    # Django configures the root logger again in each worker, in the same format.
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+    "loggers": {
+        # No level here, so that --log-level still sets it.
+        "gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+        # Access lines are INFO records; at WARNING they are dropped.
+        "gunicorn.access": {
+            "handlers": ["stdout"],
+            "level": "INFO" if ACCESS_LOG else "WARNING",
+            "propagate": False,
+        },
+    },
+}
+
+
+def pre_request(worker, req):
+    # nginx sends every request with an X-Request-ID (the router's, or one it made up); every
+    # line logged while this worker handles the request carries it, Django's and gunicorn's.
+    # gunicorn upper-cases header names.
+    headers = dict(req.headers)
+    logs.request_id.set(headers.get("X-REQUEST-ID", "-"))
+
+
+def post_request(worker, req, environ, resp):
+    # Called after gunicorn's access line, so that line has the id too.
+    logs.request_id.set("-")
+
 
 # bin/start-nginx starts nginx only once this file exists, so nginx never answers 502 while
 # the app is still booting. when_ready runs after the socket is bound (connections wait in

@@ -147,17 +147,29 @@ STORAGES = {
 
 # Everything Django logs goes to stderr, which Heroku collects into `heroku logs`. Without
 # this, Django prints nothing at all when DEBUG is off, not even the traceback of a 500.
+# Each record is one logfmt line (a traceback, one line per traceback line) with the id of
+# the request it belongs to, the same id as in nginx's access line: see myproject/logs.py.
+# https://docs.djangoproject.com/en/5.2/topics/logging/
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "level=%(levelname)s logger=%(name)s %(message)s"},
+        "logfmt": {"()": "myproject.logs.LogfmtFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": "logfmt"},
     },
     "root": {
         "handlers": ["console"],
         "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO"),
+    },
+    "loggers": {
+        # Django's default config gives this logger a handler of its own that prints, in
+        # another format, when DEBUG is on; without it every record goes through the root.
+        "django": {"handlers": []},
+        # Django logs every 4xx as a warning here ("Not Found: /wp-login.php"): crawler noise,
+        # and nginx's access line has the status already. 5xx errors and their tracebacks
+        # are errors, and still logged. DisallowedHost is logged by django.security instead.
+        "django.request": {"level": "ERROR"},
     },
 }

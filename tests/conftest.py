@@ -32,3 +32,21 @@ def stack(runtime_dir):
         yield running
     finally:
         running.clean_up()
+
+
+@pytest.fixture
+def start_stack(runtime_dir):
+    """Start a stack set up differently from `stack`: start_stack(extra_env, migrate=False).
+    Once per test, since the stack lives in runtime_dir."""
+    started = []
+
+    def start(extra_env=None, migrate=True):
+        running = Stack(runtime_dir, extra_env=extra_env)
+        started.append(running)
+        running.prepare(migrate=migrate)
+        running.start()
+        return running
+
+    yield start
+    for running in started:
+        running.clean_up()

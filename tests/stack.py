@@ -7,7 +7,6 @@ each other, and every process a test started is stopped when it ends.
 
 import contextlib
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -16,6 +15,9 @@ import time
 from pathlib import Path
 
 import requests
+
+# The strict parser every log line must pass; tests/test_start_nginx.py uses it too.
+from tests.logfmt import parse as parse_logfmt
 
 REPO = Path(__file__).resolve().parent.parent
 WEB_COMMAND = ["bin/start-nginx", "gunicorn", "-c", "config/gunicorn.conf.py", "myproject.wsgi"]
@@ -27,16 +29,6 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def parse_logfmt(line):
-    """Split a key=value line into a dict. nginx escapes quotes and backslashes in values as
-    \\xHH, so shell-style splitting reads its quoted values exactly."""
-    fields = {}
-    for token in shlex.split(line):
-        key, _, value = token.partition("=")
-        fields[key] = value
-    return fields
 
 
 def children_of(pid):
@@ -66,21 +58,27 @@ class Stack:
             "NGINX_TMP_DIR": str(tmp_path / "nginx"),
             "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
             "WEB_CONCURRENCY": "2",
+            # What Heroku's Python buildpack sets in every dyno.
+            "GUNICORN_CMD_ARGS": "--access-logfile -",
+            "FORWARDED_ALLOW_IPS": "*",
             **(extra_env or {}),
         }
         (tmp_path / "nginx").mkdir()
         self.process = None
 
-    def prepare(self):
+    def prepare(self, migrate=True):
         """What Heroku's build and release phase do: collect static files and migrate."""
-        for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"]):
+        commands = [["collectstatic", "--noinput"]] + ([["migrate", "--noinput"]] if migrate else [])
+        for command in commands:
             subprocess.run([sys.executable, "manage.py", *command, "--verbosity", "0"],
                            cwd=self.app_dir, env=self.env, check=True)
 
     def start(self):
+        # Append mode, as on the pipe Heroku reads: nginx opens /dev/stdout anew, and without
+        # it gunicorn's writes would land over nginx's lines instead of after them.
         self.process = subprocess.Popen(
             WEB_COMMAND, cwd=self.app_dir, env=self.env, start_new_session=True,
-            stdout=self.stdout_path.open("wb"), stderr=self.stderr_path.open("wb"),
+            stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
         self.wait_until_serving()
 
@@ -99,8 +97,21 @@ class Stack:
     def get(self, path, **kwargs):
         return requests.get(self.url + path, timeout=10, **kwargs)
 
+    def send_raw(self, request):
+        """Send bytes exactly as given, which no HTTP library would, and return the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as connection:
+            connection.sendall(request)
+            reply = b""
+            while chunk := connection.recv(65536):
+                reply += chunk
+        return reply
+
     def stdout_lines(self):
         return self.stdout_path.read_text(errors="replace").splitlines()
+
+    def log_lines(self):
+        """Every line printed so far, stdout's then stderr's, as bytes: what Heroku collects."""
+        return self.stdout_path.read_bytes().splitlines() + self.stderr_path.read_bytes().splitlines()
 
     def output(self):
         return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")

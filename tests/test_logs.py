@@ -1,0 +1,275 @@
+"""The logs a running stack prints, end to end: nginx's access line, the request id from the
+router to Django, Django's and gunicorn's lines, all logfmt whatever a client sends.
+
+Every stack here runs with the environment Heroku's Python buildpack sets in a dyno
+(GUNICORN_CMD_ARGS="--access-logfile -", FORWARDED_ALLOW_IPS="*"; see tests/stack.py).
+"""
+
+import re
+import time
+import uuid
+
+import pytest
+
+from tests.logfmt import parse
+from tests.stack import REPO
+
+HEROKU_MAX_LINE_BYTES = 10_000  # Logplex splits longer lines in two
+
+
+def router_headers(request_id):
+    """What Heroku's router adds to every request: the client's own X-Forwarded-For entries
+    (forgeable) followed by the address the router saw."""
+    return {
+        "X-Request-ID": request_id,
+        "X-Forwarded-For": "198.51.100.23, 203.0.113.9",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Port": "443",
+        "Via": "1.1 vegur",
+    }
+
+
+def new_request_id():
+    return str(uuid.uuid4())
+
+
+def wait_for_lines(stack, request_id, logger, count=1, timeout=5):
+    """The parsed stderr/stdout lines of `logger` that carry request_id, once there are `count`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [parse(line.decode()) for line in stack.log_lines() if f"logger={logger} ".encode() in line]
+        matching = [fields for fields in lines if fields["request_id"] == request_id]
+        if len(matching) >= count or time.monotonic() > deadline:
+            return matching
+        time.sleep(0.05)
+
+
+def raw_request(*header_lines, request_line=b"GET /?hostile HTTP/1.1"):
+    return b"\r\n".join([request_line, b"Host: localhost", *header_lines, b"Connection: close", b"", b""])
+
+
+def send_hostile(stack, *header_lines, request_line=b"GET /?hostile HTTP/1.1", request_id=None):
+    """Send a raw request (which no HTTP library would) and return nginx's line for it, as
+    bytes, once every line on stdout so far has passed assert_one_safe_line: a byte that split
+    a line would leave a fragment that does not."""
+    request_id = request_id or uuid.uuid4().hex
+    stack.send_raw(raw_request(b"X-Request-ID: " + request_id.encode(), *header_lines, request_line=request_line))
+    stack.wait_for_access_line(request_id)
+    lines = stack.stdout_path.read_bytes().splitlines()
+    for line in lines:
+        assert_one_safe_line(line)
+    (line,) = [line for line in lines if request_id.encode() in line]
+    return line
+
+
+def assert_one_safe_line(line):
+    """One line that any logfmt parser reads the same way, and Heroku does not split."""
+    assert line.isascii() and line.decode().isprintable(), line
+    assert len(line) < HEROKU_MAX_LINE_BYTES
+    return parse(line.decode())
+
+
+def readme_access_log_keys():
+    """The keys the README's Logs section documents, from the first column of its table."""
+    logs_section = (REPO / "README.md").read_text().split("## Logs", 1)[1].split("\n## ", 1)[0]
+    first_cells = re.findall(r"^\| ([^|]+) \|", logs_section, flags=re.MULTILINE)
+    table = first_cells[first_cells.index("key") + 1:]
+    return {key for cell in table for key in re.findall(r"`([^`]+)`", cell)}
+
+
+# --- nginx's access line ---------------------------------------------------------------
+
+
+def test_access_line_has_every_documented_key_with_the_routers_values(stack):
+    request_id = new_request_id()
+    headers = {**router_headers(request_id), "User-Agent": "Mozilla/5.0 (X11; Linux x86_64)",
+               "Referer": "https://example.com/a page"}
+
+    stack.get("/?from=router", headers=headers)
+
+    fields = stack.wait_for_access_line(request_id)
+    assert set(fields) == readme_access_log_keys()
+    assert (fields["method"], fields["path"], fields["status"]) == ("GET", "/?from=router", "200")
+    # The last X-Forwarded-For entry is the one the router appended; the rest can be forged.
+    assert fields["client_addr"] == "203.0.113.9"
+    assert fields["forwarded_for"] == "198.51.100.23, 203.0.113.9"
+    assert fields["remote_addr"] == "127.0.0.1"
+    assert (fields["forwarded_proto"], fields["via"]) == ("https", "1.1 vegur")
+    assert (fields["user_agent"], fields["referer"]) == (headers["User-Agent"], headers["Referer"])
+    assert int(fields["body_bytes_sent"]) > 0
+    assert fields["measure#nginx.service"] == fields["request_time"] + "s"
+    for key in ("request_time", "upstream_connect_time", "upstream_header_time", "upstream_response_time"):
+        assert float(fields[key]) >= 0
+
+
+def test_without_x_forwarded_for_the_client_is_the_connecting_address(stack):
+    request_id = new_request_id()
+
+    stack.get("/", headers={"X-Request-ID": request_id})
+
+    fields = stack.wait_for_access_line(request_id)
+    assert fields["client_addr"] == "127.0.0.1"
+    assert fields["forwarded_for"] == ""
+
+
+# What nginx lets through to the log line, byte for byte; the user agent is where each goes.
+HOSTILE_USER_AGENTS = {
+    "quotes-backslashes-and-key-value-text": b'a" status=999 forged=1 \\" \\',
+    "control-bytes": b"\x01\x1b[31mred\x7f",
+    "non-utf8-bytes": b"\xff\xfe\xc3\x28 \xe9t\xe9",
+}
+
+
+@pytest.mark.parametrize("user_agent", HOSTILE_USER_AGENTS.values(), ids=HOSTILE_USER_AGENTS.keys())
+def test_hostile_header_stays_inside_its_value_on_one_line(stack, user_agent):
+    line = send_hostile(stack, b"User-Agent: " + user_agent)
+
+    fields = parse(line.decode())
+    assert "forged" not in fields
+    assert fields["status"].isdigit()
+    assert fields["user_agent"] == user_agent.decode("latin-1")
+
+
+def test_hostile_bytes_in_the_path_stay_inside_its_value(stack):
+    line = send_hostile(stack, request_line=b'GET /\xff"\\"x=1 HTTP/1.1')
+
+    fields = parse(line.decode())
+    assert fields["path"] == '/\xff"\\"x=1'
+    assert "x" not in fields
+
+
+def test_a_20_kb_user_agent_gives_one_line(stack):
+    line = send_hostile(stack, b"User-Agent: " + b"x" * 20_000)
+
+    # nginx refuses a header line longer than its buffers (8 KB) before it reads it.
+    assert parse(line.decode())["status"] == "400"
+
+
+def test_long_user_agent_is_cut_to_500_bytes(stack):
+    line = send_hostile(stack, b"User-Agent: " + b"\xff" * 7_000)
+
+    assert parse(line.decode())["user_agent"] == "\xff" * 500
+
+
+def test_worst_case_line_stays_under_herokus_limit(stack):
+    """Every value a client controls, at its longest, made of bytes that nginx escapes."""
+    escaped = b"\xff"
+    line = send_hostile(
+        stack,
+        b"X-Forwarded-For: " + escaped * 200 + b", " + b"f" * 45,
+        b"X-Forwarded-Proto: " + escaped * 100,
+        b"Via: " + escaped * 100,
+        b"Referer: " + escaped * 1000,
+        b"User-Agent: " + escaped * 1000,
+        request_line=b"A" * 100 + b" /" + escaped * 2000 + b" HTTP/1.1",
+        request_id=(uuid.uuid4().hex * 7)[:200],
+    )
+
+    fields = parse(line.decode())
+    assert len(fields["path"]) == 1000 and len(fields["user_agent"]) == 500
+    assert fields["client_addr"] == "f" * 45
+    # 9,203 bytes with nginx 1.22. The README quotes it; 300 bytes are left for an IPv6
+    # remote_addr and longer numbers on Heroku.
+    assert len(line) < HEROKU_MAX_LINE_BYTES - 300, len(line)
+
+
+# --- one request id from the router to Django ----------------------------------------------
+
+
+@pytest.mark.parametrize("sent", ["short-id", "a" * 201, 'abcdefghijklmnopqrstuvwxyz" forged=1'])
+def test_an_id_the_router_would_refuse_is_replaced_by_nginxs_own(stack, sent):
+    response = stack.get("/", headers={"X-Request-ID": sent})
+
+    shown_to_django = re.search(r"<code>(.*?)</code>", response.text).group(1)
+    assert re.fullmatch(r"[0-9a-f]{32}", shown_to_django)
+    assert stack.wait_for_access_line(shown_to_django)["status"] == "200"
+
+
+def test_disallowed_host_error_carries_the_same_request_id_as_the_access_line(stack):
+    request_id = new_request_id()
+
+    response = stack.get("/", headers={**router_headers(request_id), "Host": "evil.example.com"})
+
+    assert response.status_code == 400
+    assert stack.wait_for_access_line(request_id)["status"] == "400"
+    error = wait_for_lines(stack, request_id, "django.security.DisallowedHost")[0]
+    assert error["level"] == "ERROR"
+    assert "evil.example.com" in error["msg"]
+
+
+def test_500_traceback_is_logged_line_by_line_with_the_request_id(start_stack):
+    # Without migrations the visits page fails as a real app does: no such table.
+    stack = start_stack(migrate=False)
+    request_id = new_request_id()
+
+    response = stack.get("/visits/", headers=router_headers(request_id))
+
+    assert response.status_code == 500
+    assert stack.wait_for_access_line(request_id)["status"] == "500"
+    lines = wait_for_lines(stack, request_id, "django.request", count=3)
+    assert lines[0] == {"level": "ERROR", "logger": "django.request", "request_id": request_id,
+                        "msg": "Internal Server Error: /visits/"}
+    tracebacks = [fields["traceback"] for fields in lines[1:]]
+    assert tracebacks[0] == "Traceback (most recent call last):"
+    assert tracebacks[-1].endswith("no such table: demo_visit")
+
+
+def test_404s_from_crawlers_are_left_to_the_access_line(stack):
+    request_id = new_request_id()
+
+    stack.get("/wp-login.php", headers=router_headers(request_id))
+
+    assert stack.wait_for_access_line(request_id)["status"] == "404"
+    assert b"logger=django.request" not in b"\n".join(stack.log_lines())
+
+
+# --- gunicorn's access log: off despite the buildpack, on when asked ------------------------
+
+
+def test_one_access_line_per_request_although_the_buildpack_asks_gunicorn_for_one(stack):
+    assert stack.env["GUNICORN_CMD_ARGS"] == "--access-logfile -"
+    request_id = new_request_id()
+
+    stack.get("/", headers=router_headers(request_id))
+
+    stack.wait_for_access_line(request_id)
+    # gunicorn writes its line before it hands the response to nginx, so it would be here by now.
+    stdout = stack.stdout_path.read_bytes().splitlines()
+    assert all(line.startswith((b"wrapper=", b"measure#nginx.service=")) for line in stdout), stdout
+    mentions = [line for line in stack.log_lines() if request_id.encode() in line]
+    assert len(mentions) == 1
+
+
+def test_gunicorns_access_line_on_demand_carries_the_same_request_id(start_stack):
+    stack = start_stack({"GUNICORN_ACCESS_LOG": "1"})
+    request_id = new_request_id()
+
+    stack.get("/?on=demand", headers=router_headers(request_id))
+
+    assert stack.wait_for_access_line(request_id)["status"] == "200"
+    (gunicorn_line,) = wait_for_lines(stack, request_id, "gunicorn.access")
+    assert gunicorn_line["msg"].startswith("GET /?on=demand HTTP/1.0 200 ")
+
+
+# --- everything together --------------------------------------------------------------------
+
+
+def test_every_line_the_stack_prints_from_start_to_stop_is_logfmt(start_stack):
+    stack = start_stack({"GUNICORN_ACCESS_LOG": "1"}, migrate=False)
+    stack.get("/", headers=router_headers(new_request_id()))
+    stack.get("/wp-login.php")
+    stack.get("/visits/")  # a 500 with a traceback
+    stack.get("/", headers={"Host": "evil.example.com"})
+    for user_agent in HOSTILE_USER_AGENTS.values():
+        stack.send_raw(raw_request(b"User-Agent: " + user_agent))
+    stack.send_raw(raw_request(b"User-Agent: " + b"x" * 20_000))
+
+    assert stack.stop() == 0
+
+    lines = stack.log_lines()
+    for line in lines:
+        assert_one_safe_line(line)
+    sources = {parse(line.decode()).get("logger", "nginx" if line.startswith(b"measure#") else "wrapper")
+               for line in lines}
+    assert {"wrapper", "nginx", "gunicorn.error", "gunicorn.access", "django.request",
+            "django.security.DisallowedHost"} <= sources
