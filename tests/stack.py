@@ -6,6 +6,7 @@ each other, and every process a test started is stopped when it ends.
 """
 
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -20,6 +21,17 @@ REPO = Path(__file__).resolve().parent.parent
 WEB_COMMAND = ["bin/start-nginx", "gunicorn", "-c", "config/gunicorn.conf.py", "myproject.wsgi"]
 STARTUP_TIMEOUT = 30
 SHUTDOWN_TIMEOUT = 35
+
+# The stack as it runs on a dyno: DYNO makes the settings the production ones (https
+# redirect, HSTS, secure cookies), the secret key is a real one, and gunicorn writes its own
+# access lines, as Heroku's Python buildpack makes it do, so a test can see every request
+# that reached gunicorn. tests/settings.py adds views that misbehave on purpose.
+PRODUCTION_ENV = {
+    "DYNO": "web.1",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_SETTINGS_MODULE": "tests.settings",
+    "GUNICORN_CMD_ARGS": "--access-logfile -",
+}
 
 
 def free_port():
@@ -48,7 +60,8 @@ class Stack:
         self.stdout_path = tmp_path / "stdout.log"
         self.stderr_path = tmp_path / "stderr.log"
         self.env = {
-            **os.environ,
+            # Not CI: the settings read DYNO together with CI as Heroku CI, never production.
+            **{name: value for name, value in os.environ.items() if name != "CI"},
             # gunicorn from the same virtualenv as the tests.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "PORT": str(self.port),
@@ -81,7 +94,8 @@ class Stack:
             if self.process.poll() is not None:
                 raise AssertionError(f"start-nginx exited with {self.process.returncode}:\n{self.output()}")
             try:
-                requests.get(self.url + "/", timeout=5)
+                # Any answer will do; in production mode it is a redirect to https.
+                requests.get(self.url + "/", timeout=5, allow_redirects=False)
                 return
             except requests.ConnectionError:
                 time.sleep(0.1)
