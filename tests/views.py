@@ -13,7 +13,7 @@ LONGEST_SLEEP = 60
 
 def slow(request, seconds):
     """Answer after `seconds`. Logs its worker's pid first, so a test can kill that worker."""
-    logger.warning("slow-view-started pid=%d", os.getpid())
+    logger.warning("slow-view-started pid=%d path=%s", os.getpid(), request.get_full_path())
     time.sleep(min(seconds, LONGEST_SLEEP))
     return HttpResponse("finished")
 
