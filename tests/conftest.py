@@ -56,5 +56,6 @@ def production_stack():
 
     nginx gives up on gunicorn after 5 s instead of 20 s, so that the timeout test is quick.
     """
-    with temporary_runtime_dir() as path, running_stack(path, {**PRODUCTION_ENV, "NGINX_PROXY_READ_TIMEOUT": "5s"}) as running:
+    env = {**PRODUCTION_ENV, "NGINX_PROXY_READ_TIMEOUT": "5s"}
+    with temporary_runtime_dir() as path, running_stack(path, env) as running:
         yield running

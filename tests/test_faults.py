@@ -93,7 +93,9 @@ def test_a_view_that_raises_gives_a_500_page_and_one_logged_traceback(production
     assert response.status_code == 500
     assert "Server Error (500)" in response.text
     assert token not in response.text and "Traceback" not in response.text
-    assert production_stack.output().count(f"RuntimeError: deliberate failure {token}") == 1
+    log = production_stack.output()
+    assert log.count(f"RuntimeError: deliberate failure {token}") == 1
+    assert "Traceback (most recent call last)" in log
 
 
 def test_a_view_slower_than_the_timeout_ends_as_a_clean_504(production_stack):
