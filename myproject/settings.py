@@ -8,6 +8,7 @@ Settings reference: https://docs.djangoproject.com/en/5.2/ref/settings/
 Deployment checklist: https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -27,10 +28,19 @@ def env_list(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_bool(name, default):
+    """An on/off environment variable: 1, true, yes or on mean on; anything else set means off."""
+    if name not in os.environ:
+        return default
+    return os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
+
+
 # Signs sessions, password reset links and CSRF tokens, so it must be secret and must not
 # change between restarts (a new key logs everyone out). On Heroku it is required:
 #   heroku config:set DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
-# Locally a fixed development key is used so that `make run` works with no setup.
+# Not a random key per boot: that would log everyone out on every restart and deploy.
+# Locally a fixed development key is used, with a warning, so that `make run` and the tests
+# work with no setup.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if IS_HEROKU_APP:
@@ -38,11 +48,17 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY is not set. Set it once with: heroku config:set "
             "DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\""
         )
+    # A log record rather than a Python warning: under gunicorn it comes out as a logfmt
+    # line like every other line the app prints.
+    logging.getLogger("myproject.settings").warning(
+        "DJANGO_SECRET_KEY is not set: using the development key, which is fine on your "
+        "machine and must never be used in production."
+    )
     SECRET_KEY = "django-insecure-local-development-key-do-not-use-in-production"
 
 # Debug pages show settings and source code to anyone who triggers an error, so they are
 # off unless you ask for them: DJANGO_DEBUG=1 make run
-DEBUG = os.environ.get("DJANGO_DEBUG", "").lower() in {"1", "true", "yes", "on"}
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 # Host names this site answers to. Requests for any other host get a 400, which stops
 # Host-header attacks. The defaults cover your machine and every *.herokuapp.com app; add a
@@ -53,9 +69,29 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ".herokuapp.com,localhost,127.0
 # example https://www.example.com behind a CDN. Comma-separated, with the scheme.
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
-# Heroku's router terminates HTTPS and says so in X-Forwarded-Proto; nginx passes the header
-# through unchanged, so Django can trust it to know which requests came over HTTPS.
+# HTTPS. Heroku's router terminates TLS and says so in X-Forwarded-Proto; nginx passes the
+# header through unchanged (never as its own $scheme, which is always http inside the dyno),
+# so Django can trust it to know which requests came over HTTPS.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# On Heroku, Django redirects plain-http requests to https (here, not in nginx, so the one
+# place that decides is the one that also sets HSTS and secure cookies, and it works with or
+# without nginx). Locally `make run` serves plain http with no X-Forwarded-Proto, so all of
+# this stays off there; otherwise every request would redirect to an https that isn't there.
+SECURE_SSL_REDIRECT = IS_HEROKU_APP
+SESSION_COOKIE_SECURE = IS_HEROKU_APP
+CSRF_COOKIE_SECURE = IS_HEROKU_APP
+
+# HSTS tells browsers to use only https for this host for DJANGO_HSTS_SECONDS (one year by
+# default, what hstspreload.org asks for). Browsers remember it, so it cannot be taken back
+# early. Before pointing a custom domain here, make sure every subdomain of it serves https,
+# or set DJANGO_HSTS_INCLUDE_SUBDOMAINS=0; on a new domain start with DJANGO_HSTS_SECONDS=3600.
+# The header is sent only on https responses, so it never reaches `make run`.
+# https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if IS_HEROKU_APP else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
 
 
 INSTALLED_APPS = [
@@ -108,13 +144,15 @@ WSGI_APPLICATION = "myproject.wsgi.application"
 # Heroku Postgres sets DATABASE_URL. Without it (on your machine, in the tests) the app uses
 # a SQLite file, so nothing needs installing. Connections are kept for 10 minutes instead of
 # being opened per request, and checked before reuse so a restarted database is noticed.
+# On Heroku, PostgreSQL connections must use TLS (sslmode=require); SQLite has no such option.
 # https://github.com/jazzband/dj-database-url
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    "default": dj_database_url.parse(
+        DATABASE_URL,
         conn_max_age=600,
         conn_health_checks=True,
-        ssl_require=IS_HEROKU_APP,
+        ssl_require=IS_HEROKU_APP and DATABASE_URL.startswith("postgres"),
     ),
 }
 

@@ -1,9 +1,9 @@
-"""Settings for test stacks: the project's own, plus the views in tests/testapp.
+"""The project's settings plus a few views that misbehave on purpose (tests/urls.py).
 
-Selected with DJANGO_SETTINGS_MODULE=tests.settings, so the test-only views never exist in
-the app you deploy.
+Only the end-to-end tests that need a slow or failing view use this module, through
+DJANGO_SETTINGS_MODULE in the stack they start. The app you deploy never has these views.
 """
 
-from myproject.settings import *  # noqa: F403 (the point is to take every setting)
+from myproject.settings import *  # noqa: F403 (the real settings, unchanged)
 
-ROOT_URLCONF = "tests.testapp.urls"
+ROOT_URLCONF = "tests.urls"

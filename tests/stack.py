@@ -7,6 +7,7 @@ each other, and every process a test started is stopped when it ends.
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +24,17 @@ REPO = Path(__file__).resolve().parent.parent
 WEB_COMMAND = ["bin/start-nginx", "gunicorn", "-c", "config/gunicorn.conf.py", "myproject.wsgi"]
 STARTUP_TIMEOUT = 30
 SHUTDOWN_TIMEOUT = 35
+
+# The stack as it runs on a dyno: DYNO makes the settings the production ones (https
+# redirect, HSTS, secure cookies) and the secret key is a real one. gunicorn writes its own
+# access lines too (GUNICORN_ACCESS_LOG=1), so a test can see every request that reached
+# gunicorn. tests/settings.py adds views that misbehave on purpose.
+PRODUCTION_ENV = {
+    "DYNO": "web.1",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_SETTINGS_MODULE": "tests.settings",
+    "GUNICORN_ACCESS_LOG": "1",
+}
 
 
 def free_port():
@@ -41,7 +53,7 @@ def children_of(pid):
 class Stack:
     """One running copy of the web process, started the way the Procfile starts it."""
 
-    def __init__(self, tmp_path, app_dir=REPO, extra_env=None):
+    def __init__(self, tmp_path, *, app_dir=REPO, extra_env=None):
         self.app_dir = app_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,7 +61,8 @@ class Stack:
         self.stdout_path = tmp_path / "stdout.log"
         self.stderr_path = tmp_path / "stderr.log"
         self.env = {
-            **os.environ,
+            # Not CI: the settings read DYNO together with CI as Heroku CI, never production.
+            **{name: value for name, value in os.environ.items() if name != "CI"},
             # gunicorn from the same virtualenv as the tests.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "PORT": str(self.port),
@@ -88,7 +101,8 @@ class Stack:
             if self.process.poll() is not None:
                 raise AssertionError(f"start-nginx exited with {self.process.returncode}:\n{self.output()}")
             try:
-                requests.get(self.url + "/", timeout=5)
+                # Any answer will do; in production mode it is a redirect to https.
+                requests.get(self.url + "/", timeout=5, allow_redirects=False)
                 return
             except requests.ConnectionError:
                 time.sleep(0.1)

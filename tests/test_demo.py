@@ -1,8 +1,11 @@
 """The demo app through Django's test client, against whichever database DATABASE_URL
 names (SQLite when unset; CI runs this file against PostgreSQL too)."""
 
+import os
+
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from myproject.demo.models import Visit
 
@@ -43,3 +46,10 @@ def test_unknown_host_is_refused(client):
     response = client.get("/", headers={"Host": "evil.example.com"})
 
     assert response.status_code == 400
+
+
+def test_the_suite_runs_on_the_database_database_url_names():
+    # CI runs this file twice; this makes sure the PostgreSQL run really is on PostgreSQL.
+    expected = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+
+    assert connection.vendor == expected

@@ -2,6 +2,7 @@
 bin/erb.py render it to the same bytes, and nginx accepts the result."""
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -22,6 +23,7 @@ ENVIRONMENTS = {
         "NGINX_ERROR_LOG_PATH": "logs/nginx/error.log",
         "NGINX_SOCKET_PATH": "/tmp/other.socket",
         "NGINX_TMP_DIR": "/tmp/elsewhere",
+        "NGINX_PROXY_READ_TIMEOUT": "3s",
     },
     "empty-values": {"PORT": "5000", "NGINX_WORKERS": ""},
 }
@@ -66,3 +68,20 @@ def test_socket_default_matches_gunicorn_config():
 
     assert "server unix:/tmp/nginx.socket " in rendered
     assert 'os.environ.get("NGINX_SOCKET_PATH", "/tmp/nginx.socket")' in gunicorn_config
+
+
+def test_nginx_gives_up_on_gunicorn_before_gunicorn_and_the_router_do():
+    # Heroku's router answers H12 after 30 s; gunicorn kills a worker after its `timeout`.
+    # nginx must give up first, so that the client gets its clean 504 (tests/test_faults.py).
+    rendered = erb.render(TEMPLATE.read_text(), "config/nginx.conf.erb", {"PORT": "1"})
+    nginx_timeout = int(re.search(r"^\s*proxy_read_timeout (\d+)s;", rendered, re.MULTILINE).group(1))
+    gunicorn_config = {}
+    exec((REPO / "config" / "gunicorn.conf.py").read_text(), gunicorn_config)
+
+    assert nginx_timeout < gunicorn_config["timeout"] < 30
+
+
+def test_x_forwarded_proto_is_never_made_from_nginx_scheme():
+    # Inside the dyno nginx only sees plain http, so $scheme would tell Django that every
+    # request is insecure and it would redirect forever. The router's header passes through.
+    assert "$scheme" not in TEMPLATE.read_text()

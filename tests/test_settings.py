@@ -4,6 +4,7 @@ environment given, as a dyno or `make run` would."""
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 
@@ -19,8 +20,17 @@ print(json.dumps({
     "CSRF_TRUSTED_ORIGINS": settings.CSRF_TRUSTED_ORIGINS,
     "DATABASE": settings.DATABASES["default"],
     "STORAGES": settings.STORAGES,
+    "SECURE_SSL_REDIRECT": settings.SECURE_SSL_REDIRECT,
+    "SESSION_COOKIE_SECURE": settings.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": settings.CSRF_COOKIE_SECURE,
+    "SECURE_HSTS_SECONDS": settings.SECURE_HSTS_SECONDS,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": settings.SECURE_HSTS_INCLUDE_SUBDOMAINS,
+    "SECURE_HSTS_PRELOAD": settings.SECURE_HSTS_PRELOAD,
 }, default=str))
 """
+
+# What a dyno has: DYNO set by Heroku, and a real secret key.
+HEROKU_ENV = {"DYNO": "web.1", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
 
 
 def load_settings(**env):
@@ -46,8 +56,15 @@ def test_secret_key_comes_from_the_environment():
     assert load_settings(DJANGO_SECRET_KEY="s3cret")["SECRET_KEY"] == "s3cret"
 
 
-def test_a_development_key_is_used_locally_when_none_is_set():
-    assert "insecure" in load_settings()["SECRET_KEY"]
+def test_a_development_key_is_used_locally_when_none_is_set_with_a_warning():
+    result = run_settings()
+
+    assert "insecure" in json.loads(result.stdout)["SECRET_KEY"]
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_no_warning_when_a_secret_key_is_set():
+    assert "DJANGO_SECRET_KEY" not in run_settings(DJANGO_SECRET_KEY="s3cret").stderr
 
 
 def test_on_heroku_a_missing_secret_key_stops_the_boot_with_instructions():
@@ -80,10 +97,22 @@ def test_postgres_comes_from_database_url_with_persistent_checked_connections():
 
 
 def test_postgres_requires_tls_on_heroku():
-    database = load_settings(DYNO="web.1", DJANGO_SECRET_KEY="x",
-                             DATABASE_URL="postgres://user:pw@db.example.com:5432/app")["DATABASE"]
+    database = load_settings(**HEROKU_ENV, DATABASE_URL="postgres://user:pw@db.example.com:5432/app")["DATABASE"]
 
     assert database["OPTIONS"]["sslmode"] == "require"
+
+
+def test_postgres_does_not_require_tls_locally():
+    database = load_settings(DATABASE_URL="postgres://postgres@127.0.0.1:5432/test")["DATABASE"]
+
+    assert "sslmode" not in database.get("OPTIONS", {})
+
+
+def test_sqlite_gets_no_tls_option_on_heroku():
+    # sqlite3.connect() would fail on every request with an unexpected `sslmode` argument.
+    database = load_settings(**HEROKU_ENV, DATABASE_URL="sqlite:////tmp/db.sqlite3")["DATABASE"]
+
+    assert "OPTIONS" not in database
 
 
 def test_allowed_hosts_default_to_local_addresses_and_herokuapp_com():
@@ -105,3 +134,59 @@ def test_static_files_are_compressed_and_hashed_by_whitenoise():
     storage = load_settings()["STORAGES"]["staticfiles"]["BACKEND"]
 
     assert storage == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+
+
+def test_on_heroku_http_is_redirected_and_cookies_are_secure():
+    settings = load_settings(**HEROKU_ENV)
+
+    assert settings["SECURE_SSL_REDIRECT"] is True
+    assert settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["CSRF_COOKIE_SECURE"] is True
+
+
+def test_hsts_is_on_for_a_year_on_heroku_with_subdomains_and_preload():
+    settings = load_settings(**HEROKU_ENV)
+
+    assert settings["SECURE_HSTS_SECONDS"] == 365 * 24 * 3600
+    assert settings["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert settings["SECURE_HSTS_PRELOAD"] is True
+
+
+def test_hsts_is_configurable_from_the_environment():
+    settings = load_settings(**HEROKU_ENV, DJANGO_HSTS_SECONDS="3600", DJANGO_HSTS_INCLUDE_SUBDOMAINS="0",
+                             DJANGO_HSTS_PRELOAD="false")
+
+    assert settings["SECURE_HSTS_SECONDS"] == 3600
+    assert settings["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+    assert settings["SECURE_HSTS_PRELOAD"] is False
+
+
+def test_locally_plain_http_is_served_without_redirects_or_hsts():
+    # `make run` has no TLS in front of it: a redirect to https would lead nowhere.
+    settings = load_settings()
+
+    assert settings["SECURE_SSL_REDIRECT"] is False
+    assert settings["SESSION_COOKIE_SECURE"] is False
+    assert settings["SECURE_HSTS_SECONDS"] == 0
+
+
+def deploy_check(**env):
+    clean_env = {"PATH": os.environ["PATH"], **env}
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                          cwd=REPO, env=clean_env, capture_output=True, text=True)
+
+
+def test_djangos_deployment_checklist_passes_with_the_heroku_environment():
+    result = deploy_check(**HEROKU_ENV)
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_djangos_deployment_checklist_flags_the_local_environment():
+    # The check above means something only if the same check fails without the settings it needs.
+    result = deploy_check()
+
+    assert result.returncode != 0
+    assert "security.W008" in result.stderr  # SECURE_SSL_REDIRECT
+    assert "security.W009" in result.stderr  # the development SECRET_KEY

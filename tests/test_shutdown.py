@@ -38,7 +38,7 @@ def start_slow_stack(runtime_dir, app_dir=REPO):
 
 def slow_requests_in_flight(stack, pool):
     """Send the slow requests and return their futures once nginx has them all."""
-    futures = [pool.submit(requests.get, f"{stack.url}/test/slow/?seconds={SLOW_SECONDS}", timeout=60)
+    futures = [pool.submit(requests.get, f"{stack.url}/misbehave/slow/{SLOW_SECONDS}/", timeout=60)
                for _ in range(IN_FLIGHT)]
     time.sleep(0.5)  # loopback: the requests reach nginx in microseconds; this is plenty
     return futures

@@ -1,0 +1,11 @@
+"""The project's URLs, and under /misbehave/ views that fail on purpose (tests/settings.py)."""
+
+from django.urls import include, path
+
+from tests import views
+
+urlpatterns = [
+    path("misbehave/slow/<int:seconds>/", views.slow),
+    path("misbehave/raise/<slug:token>/", views.raise_error),
+    path("", include("myproject.urls")),
+]
