@@ -35,6 +35,7 @@ at build time (bin/post_compile puts ours back).
 """
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -94,9 +95,11 @@ def log(**fields):
 
 
 def quote(value):
-    if value and not any(char in value for char in ' "=\\'):
+    """Bare when safe, else quoted with JSON's escapes (as myproject/logs.py does), so that no
+    value (a command line, a path) can break the line or forge a key."""
+    if value and value.isascii() and value.isprintable() and not any(char in value for char in ' "=\\'):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return json.dumps(value)
 
 
 def exit_fields(returncode):

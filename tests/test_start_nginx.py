@@ -267,3 +267,12 @@ def test_sigterm_shim_is_loaded_into_nginx_and_never_into_gunicorn(stack):
     assert "sigterm_as_sigquit.so" not in app_maps
     assert b"LD_PRELOAD" not in app_environ
     assert b"NGINX_GRACEFUL_SIGTERM=1" in app_environ
+
+
+def test_progress_lines_stay_logfmt_whatever_the_command_line_holds(app_dir, runtime_dir):
+    odd_argument = 'new\nline "quoted" key=value tab\t café'
+
+    result = run_wrapper(app_dir, wrapper_env(runtime_dir), PYTHON, "-c", "raise SystemExit(4)", odd_argument)
+
+    start_line = next(line for line in result.stdout.splitlines() if "at=app-start" in line)
+    assert parse_logfmt(start_line)["cmd"].endswith(odd_argument)
