@@ -56,11 +56,15 @@ class ThisStack:
         self.stack = Stack(runtime_dir, {"DJANGO_SETTINGS_MODULE": SETTINGS, "WEB_CONCURRENCY": str(WORKERS)})
         self.port = self.stack.port
         self.temp_dir = self.stack.env["NGINX_TMP_DIR"]
+        self.pids = {}  # "app" and "nginx", once started
 
     def start(self):
         self.stack.prepare()
         self.stack.start()
         wait_until_serving(self.port, self.stack.process, self.name)
+        # Read once: finding them means parsing the whole log, which grows by a line per
+        # request, and doing that every second would slow the fast clients being measured.
+        self.pids = self.stack.child_pids()
 
     def stop(self):
         if self.stack.process is not None:
@@ -69,10 +73,10 @@ class ThisStack:
 
     def app_pids(self):
         """The gunicorn workers: the processes that run Django."""
-        return children(self.stack.child_pids()["app"])
+        return children(self.pids["app"])
 
     def nginx_pids(self):
-        master = self.stack.child_pids()["nginx"]
+        master = self.pids["nginx"]
         return [master, *children(master)]
 
 
