@@ -1,6 +1,6 @@
 """The slow-client benchmark: this stack against the servers people use instead of it.
 
-`make bench` runs it (about eight minutes) and writes results.md and results.png here. It
+`make bench` runs it (about nine minutes) and writes results.md and results.png here. It
 serves the same Django project, with the same number of workers, four ways, and measures
 how ordinary fast clients fare while slow ones attack. What is where:
 

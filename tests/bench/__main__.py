@@ -12,7 +12,7 @@ For each of the four servers (tests/bench/servers.py), in one run on one machine
 
 It prints a markdown report and writes it, with a chart, to tests/bench/results.md and
 tests/bench/results.png. Everything runs on 127.0.0.1, every attack stops by itself, and
-every process it starts is stopped before it exits. About eight minutes.
+every process it starts is stopped before it exits. About nine minutes.
 """
 
 import json
