@@ -1,0 +1,54 @@
+"""What the benchmark reads from /proc while the servers run (Linux only).
+
+    blocked_on_clients   proves an attack is real: how many of the app's threads are stuck
+                         in a socket read or write, waiting on a client
+    memory_kib           resident memory of a set of processes
+    temp_file_kib        disk used by nginx's temporary files
+"""
+
+import os
+from pathlib import Path
+
+# What /proc/<pid>/task/<tid>/wchan names while a thread sleeps inside a TCP socket call:
+# sending with a full send buffer (a slow reader), or receiving with nothing to read (a slow
+# uploader, a slowloris). Idle workers sleep elsewhere (in select, poll, accept or a lock).
+WAITING_ON_A_TCP_PEER = {"sk_stream_wait_memory", "wait_woken", "sk_wait_data"}
+
+
+def blocked_on_clients(pids):
+    blocked = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                blocked += (task / "wchan").read_text() in WAITING_ON_A_TCP_PEER
+            except OSError:  # the thread has just ended
+                pass
+    return blocked
+
+
+def memory_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total
+
+
+def temp_file_kib(pids, temp_dir):
+    """Disk blocks held by the files under temp_dir that `pids` have open.
+
+    nginx deletes each temporary file as soon as it creates it and keeps only the open
+    descriptor, so the directory always looks empty; the descriptors tell the truth.
+    """
+    total = 0
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                if os.readlink(fd).startswith(str(temp_dir)):
+                    total += os.stat(fd).st_blocks * 512
+            except OSError:
+                pass
+    return total // 1024

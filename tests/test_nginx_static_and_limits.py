@@ -1,0 +1,59 @@
+"""What nginx does itself in front of Django: static files, and bodies that are too large.
+
+Through the real stack (bin/start-nginx, nginx, gunicorn), as in tests/test_stack.py.
+"""
+
+import json
+import uuid
+
+import requests
+
+from tests.stack import REPO, Stack
+
+
+def hashed_name(name):
+    manifest = json.loads((REPO / "staticfiles" / "staticfiles.json").read_text())
+    return manifest["paths"][name]
+
+
+def test_hashed_static_file_comes_from_nginx_gzipped_and_cached_forever(stack):
+    request_id = str(uuid.uuid4())
+
+    response = stack.get("/static/" + hashed_name("demo/style.css"),
+                         headers={"Accept-Encoding": "gzip", "X-Request-ID": request_id})
+
+    assert response.status_code == 200
+    assert "font-family" in response.text
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Cache-Control"] == "max-age=315360000, public, immutable"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    # gunicorn never saw it: nginx logs no upstream time for a request it answered itself.
+    assert stack.wait_for_access_line(request_id)["upstream_response_time"] == "-"
+
+
+def test_static_file_without_a_hash_is_cached_briefly(stack):
+    response = stack.get("/static/demo/style.css")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "max-age=60, public"
+
+
+def test_static_file_missing_on_disk_gets_djangos_answer(stack):
+    request_id = str(uuid.uuid4())
+
+    response = stack.get("/static/demo/not-collected.css", headers={"X-Request-ID": request_id})
+
+    assert response.status_code == 404
+    assert stack.wait_for_access_line(request_id)["upstream_response_time"] != "-"
+
+
+def test_body_over_the_limit_is_refused_by_nginx(runtime_dir):
+    stack = Stack(runtime_dir, extra_env={"NGINX_CLIENT_MAX_BODY_SIZE": "1"})  # megabytes
+    stack.prepare()
+    try:
+        stack.start()
+        response = requests.post(stack.url + "/", data=b"x" * (1024 * 1024 + 1), timeout=10)
+    finally:
+        stack.clean_up()
+
+    assert response.status_code == 413
