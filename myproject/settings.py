@@ -155,6 +155,10 @@ DATABASES = {
         ssl_require=IS_HEROKU_APP and DATABASE_URL.startswith("postgres"),
     ),
 }
+# A PostgreSQL server that stops answering (rather than refusing) would otherwise hold a
+# request until nginx's 504, and the release phase's migrate for minutes: give up after 5 s.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

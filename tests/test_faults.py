@@ -5,6 +5,7 @@ end in a clean answer and a clear log, and the stack must recover by itself."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -116,6 +117,20 @@ def test_the_release_phase_fails_clearly_when_the_database_is_unreachable():
 
     assert result.returncode != 0
     assert f'connection to server at "127.0.0.1", port {closed_port} failed: Connection refused' in result.stderr
+
+
+def test_the_release_phase_gives_up_on_a_database_that_never_answers():
+    # A socket that is listened on but never accepted: the kernel completes the TCP handshake
+    # and then nothing more, like a server behind a firewall that drops packets.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        env = {"PATH": os.environ["PATH"],
+               "DATABASE_URL": f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/app"}
+
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=ANSWER_TIMEOUT)
+
+    assert result.returncode != 0
+    assert "timeout expired" in result.stderr
 
 
 @pytest.fixture
