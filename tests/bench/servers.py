@@ -19,23 +19,12 @@ import time
 from pathlib import Path
 
 from tests.bench.load import HOST, fetch
-from tests.stack import REPO, Stack, free_port
+from tests.stack import REPO, Stack, children_of, free_port
 
 WORKERS = 4
 SETTINGS = "tests.bench.settings"
 STARTUP_TIMEOUT = 30
 STOP_TIMEOUT = 15
-
-
-def children(pid):
-    """Direct child processes of `pid`."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
 
 
 def wait_until_serving(port, process, describe):
@@ -73,11 +62,11 @@ class ThisStack:
 
     def app_pids(self):
         """The gunicorn workers: the processes that run Django."""
-        return children(self.pids["app"])
+        return children_of(self.pids["app"])
 
     def nginx_pids(self):
         master = self.pids["nginx"]
-        return [master, *children(master)]
+        return [master, *children_of(master)]
 
 
 class Peer:
@@ -114,7 +103,7 @@ class Peer:
 
     def app_pids(self):
         """gunicorn's workers, or waitress's single process."""
-        return children(self.process.pid) or [self.process.pid]
+        return children_of(self.process.pid) or [self.process.pid]
 
     def nginx_pids(self):
         return []
