@@ -195,10 +195,33 @@ def machine_description(report):
     ])
 
 
+def markdown_table(first_column, columns, rows):
+    """A markdown table: a header row, then one row per (label, cells) pair."""
+
+    def table_row(cells):
+        return "|" + "|".join(f" {text} " if text else " " for text in cells) + "|"
+
+    return [
+        table_row([first_column, *columns]),
+        "| --- |" + " --- |" * len(columns),
+        *(table_row([label, *cells]) for label, cells in rows),
+    ]
+
+
 def markdown(report):
     servers = list(dict.fromkeys(row.server for row in report.rows))
     by_key = {(row.server, row.scenario): row for row in report.rows}
     scenario_names = list(dict.fromkeys(row.scenario for row in report.rows))
+
+    def per_server(scenario, describe):
+        return [describe(by_key[s, scenario]) if (s, scenario) in by_key else "—" for s in servers]
+
+    def stuck(row):
+        return f"{row.blocked} stuck, {row.attackers_connected} connected"
+
+    def nginx_use(row):
+        return [f"{row.nginx_kib_before / 1024:.1f} → {row.nginx_kib / 1024:.1f} MiB", f"{row.temp_kib / 1024:.1f} MiB"]
+
     lines = [
         "## Fast clients under attack",
         "",
@@ -206,27 +229,14 @@ def markdown(report):
         "100 small-page requests a second for 8 seconds. Only this stack faces 1,000 attackers "
         "(—): every other server has already failed at 200.",
         "",
-        "| attack | " + " | ".join(servers) + " |",
-        "| --- |" + " --- |" * len(servers),
-    ]
-    for scenario in scenario_names:
-        cells = [cell(by_key[s, scenario]) if (s, scenario) in by_key else "—" for s in servers]
-        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
-    lines += [
+        *markdown_table("attack", servers, [(name, per_server(name, cell)) for name in scenario_names]),
         "",
         "## Is the attack real?",
         "",
         "The most threads running Django seen stuck in a socket read or write with a client "
         f"(of {WORKERS} workers; gthread has 5 threads in each), and attackers connected.",
         "",
-        "| attack | " + " | ".join(servers) + " |",
-        "| --- |" + " --- |" * len(servers),
-    ]
-    for scenario in scenario_names[1:]:
-        cells = [f"{by_key[s, scenario].blocked} stuck, {by_key[s, scenario].attackers_connected} connected"
-                 if (s, scenario) in by_key else "—" for s in servers]
-        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
-    lines += [
+        *markdown_table("attack", servers, [(name, per_server(name, stuck)) for name in scenario_names[1:]]),
         "",
         "## nginx's memory and temporary files (this stack)",
         "",
@@ -234,25 +244,17 @@ def markdown(report):
         "after an attack stays with the process, so each row starts where the last one peaked), "
         "and the most disk its temporary files held at once.",
         "",
-        "| attack | nginx memory, before → peak | temporary files |",
-        "| --- | --- | --- |",
-    ]
-    for row in report.rows:
-        if row.server == "this stack":
-            lines.append(f"| {row.scenario} | {row.nginx_kib_before / 1024:.1f} → {row.nginx_kib / 1024:.1f} MiB "
-                         f"| {row.temp_kib / 1024:.1f} MiB |")
-    lines += [
+        *markdown_table("attack", ["nginx memory, before → peak", "temporary files"],
+                        [(row.scenario, nginx_use(row)) for row in report.rows if row.server == "this stack"]),
         "",
         "## Throughput",
         "",
         f"Requests per second, median of {THROUGHPUT_ROUNDS} rounds taken in turns, with 4 client processes "
         "sending back to back over keep-alive connections (gunicorn sync closes after each response).",
         "",
-        "| | " + " | ".join(servers) + " |",
-        "| --- |" + " --- |" * len(servers),
+        *markdown_table("", servers, [(what, [f"{report.throughput[s, what]:.0f}" for s in servers])
+                                      for what in ("small page", "static file")]),
     ]
-    for what in ("small page", "static file"):
-        lines.append(f"| {what} | " + " | ".join(f"{report.throughput[s, what]:.0f}" for s in servers) + " |")
     lines += ["", "## Targets", "", *targets(report, by_key), "", "## Machine", "", machine_description(report), ""]
     return "\n".join(lines)
 
