@@ -21,6 +21,13 @@ The story, in the order run() tells it:
 6. On SIGTERM or SIGINT, stop nginx gracefully first (it finishes every request it has
    accepted), then the app, and exit 0. A second signal stops both at once.
 
+However it ends, nothing it started is left behind: whatever remains of a stopped process's
+group (workers that outlived their master) is killed, and if this script itself is killed,
+nginx and the app get SIGINT from the kernel and take their workers down with them. Their
+output reaches this script's stdout and stderr through pipes, one line at a time (see
+bin/log_relay.py), whatever those are: a terminal, a file, a pipe or a socket. As PID 1 of a
+container it also reaps the orphans the kernel hands it.
+
 On Heroku every process in the dyno gets SIGTERM at the same moment, so step 6 cannot order
 anything there. Two things make that case lose no request either: nginx is started with
 bin/sigterm_as_sigquit.so preloaded, which turns its SIGTERM into a graceful SIGQUIT, and the
@@ -35,6 +42,7 @@ at build time (bin/post_compile puts ours back).
 """
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -46,6 +54,7 @@ import time
 from pathlib import Path
 
 import erb
+from log_relay import LogRelay
 
 APP_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = APP_DIR / "config" / "nginx.conf.erb"
@@ -61,8 +70,20 @@ APP_READY_TIMEOUT = float(os.environ.get("APP_READY_TIMEOUT", 45))
 # config/nginx.conf.erb) is 20 seconds, and the app has nothing left to do once nginx is gone.
 NGINX_STOP_TIMEOUT = 25
 APP_STOP_TIMEOUT = 4
+# Once both have exited, how long to wait for the last of their output (see LogRelay.drain),
+# and then for whatever reads ours to take it all.
+LOG_DRAIN_TIMEOUT = 1
+OUTPUT_CLOSE_TIMEOUT = 5
 
 POLL_INTERVAL = 0.05
+
+# A dying parent can have the kernel send its children a signal: prctl(PR_SET_PDEATHSIG),
+# Linux only. SIGINT is the fast shutdown of both nginx and gunicorn, and each stops its
+# workers on it. prctl is looked up here, before any child is forked, because a forked child
+# of a process with a thread (the log writer) must do as little as possible before exec.
+PR_SET_PDEATHSIG = 1
+PARENT_DEATH_SIGNAL = signal.SIGINT
+PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 # Exit statuses, so that a supervisor (or a person) can tell what happened.
 EXIT_STOPPED = 0  # stopped on request, after a clean shutdown
@@ -88,10 +109,15 @@ class SetupError(Exception):
     """Something to fix before anything can start; the message says what."""
 
 
+# Everything this script prints, its own lines and its children's, goes through one writer,
+# so that no two lines are ever mixed (see bin/log_relay.py).
+OUTPUT = LogRelay()
+
+
 def log(**fields):
     """Print one progress line, key=value like the nginx buildpack's."""
     pairs = " ".join(f"{key}={quote(str(value))}" for key, value in fields.items())
-    print(f"wrapper=start-nginx {pairs}", flush=True)
+    OUTPUT.print(sys.stdout, f"wrapper=start-nginx {pairs}")
 
 
 def quote(value):
@@ -235,12 +261,76 @@ def scratch_directory():
 # Running: start, wait, supervise, stop.
 
 
-def start(name, command, env):
-    # Each child gets its own process group, so a Ctrl-C in the terminal reaches only this
-    # wrapper, which then stops them in the right order.
-    process = subprocess.Popen(command, env=env, start_new_session=True)
-    log(at=f"{name}-start", pid=process.pid, cmd=" ".join(command))
-    return process
+class Children:
+    """nginx and the app: starting them, relaying their output, and making sure they go."""
+
+    def __init__(self):
+        self.processes = {}
+        self.relay = OUTPUT
+
+    def start(self, name, command, env):
+        # Each child gets its own process group, so a Ctrl-C in the terminal reaches only
+        # this wrapper, which then stops them in the right order; and its workers share that
+        # group, so that one killpg() reaches any of them its master left behind.
+        process = subprocess.Popen(
+            command, env=env, start_new_session=True,
+            stdout=self.relay.pipe_to(sys.stdout), stderr=self.relay.pipe_to(sys.stderr),
+            preexec_fn=exit_with(os.getpid()),
+        )
+        self.relay.close_child_ends()
+        self.processes[name] = process
+        log(at=f"{name}-start", pid=process.pid, cmd=" ".join(command))
+        return process
+
+    def pause(self):
+        """Wait a moment, passing on the children's output and collecting orphans."""
+        self.relay.pump(POLL_INTERVAL)
+        self.reap_orphans()
+
+    def reap_orphans(self):
+        """Collect exited processes that were handed to us rather than started by us.
+
+        As PID 1 of a container (docker run, unshare --pid), every process whose parent dies
+        becomes our child; one nobody waits for stays a zombie. Our own children are left to
+        their Popen, which collects them and keeps their status.
+        """
+        if sys.platform != "linux":
+            return
+        ours = {process.pid: process for process in self.processes.values()}
+        while True:
+            try:
+                exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if exited is None:
+                return
+            if exited.si_pid in ours:
+                ours[exited.si_pid].poll()
+            else:
+                os.waitpid(exited.si_pid, 0)
+
+    def kill_group(self, name):
+        """SIGKILL what is left of a child's process group: workers whose master is gone
+        keep serving (nginx's hold $PORT) until something ends them."""
+        process = self.processes.get(name)
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def exit_with(parent_pid):
+    """What a child runs before it starts: have the kernel send it PARENT_DEATH_SIGNAL when
+    this script dies, even by SIGKILL, which no handler of ours would see. Linux only."""
+
+    def set_parent_death_signal():
+        if PRCTL is None:
+            return
+        PRCTL(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL))
+        # Too late if this script died before that line: the child has another parent now.
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), PARENT_DEATH_SIGNAL)
+
+    return set_parent_death_signal
 
 
 def graceful_sigterm_env():
@@ -257,22 +347,24 @@ def graceful_sigterm_env():
     return {**os.environ, "LD_PRELOAD": preload}
 
 
-def check_shim_loaded(nginx_process):
+def check_shim_loaded(children):
     """Say so loudly when nginx ignored LD_PRELOAD (a statically linked nginx does)."""
-    maps = Path(f"/proc/{nginx_process.pid}/maps")
+    nginx = children.processes["nginx"]
+    maps = Path(f"/proc/{nginx.pid}/maps")
     deadline = time.monotonic() + 1
-    while time.monotonic() < deadline and nginx_process.poll() is None:
+    while time.monotonic() < deadline and nginx.poll() is None:
         with contextlib.suppress(OSError):
             if str(SIGTERM_SHIM) in maps.read_text():
                 return
-        time.sleep(POLL_INTERVAL)
-    if nginx_process.poll() is None:
+        children.pause()
+    if nginx.poll() is None:
         log(at="warning", reason="sigterm-shim-not-loaded",
             msg="nginx did not load the SIGTERM shim; when Heroku stops this dyno, nginx will cut the requests in flight")
 
 
-def wait_until_ready(app, ready_file, signals):
+def wait_until_ready(children, ready_file, signals):
     """Wait for the readiness file. Return None when ready, else the exit status to use."""
+    app = children.processes["app"]
     deadline = time.monotonic() + APP_READY_TIMEOUT
     while not ready_file.exists():
         if signals:
@@ -285,64 +377,73 @@ def wait_until_ready(app, ready_file, signals):
             log(at="error", reason="app-not-ready", timeout=APP_READY_TIMEOUT,
                 msg=f"the app did not create {ready_file}; check that it binds the socket and runs the when_ready hook")
             return EXIT_APP_NOT_READY
-        time.sleep(POLL_INTERVAL)
+        children.pause()
     log(at="app-initialized")
     return None
 
 
-def supervise(processes, signals):
+def supervise(children, signals):
     """Block until a signal arrives or a process exits. Return the status to exit with."""
     while True:
         if signals:
             log(at="shutdown", signal=signals.received[0])
             return EXIT_STOPPED
-        for name, process in processes.items():
+        for name, process in children.processes.items():
             if process.poll() is not None:
                 log(at="exit", process=name, **exit_fields(process.returncode))
                 return EXIT_PROCESS_EXITED
-        time.sleep(POLL_INTERVAL)
+        children.pause()
 
 
-def stop(name, process, stop_signal, timeout, signals):
-    """Ask a process to stop; kill it after `timeout` seconds or on a second signal."""
-    if process is None or process.poll() is not None:
+def stop(children, name, stop_signal, timeout, signals):
+    """Ask a process to stop; kill it after `timeout` seconds or on a second signal. Either
+    way, kill whatever is left of its process group."""
+    process = children.processes.get(name)
+    if process is None:
         return
-    process.send_signal(stop_signal)
-    log(at="stopping", process=name, signal=stop_signal.name)
-    deadline = time.monotonic() + timeout
-    while process.poll() is None:
-        if len(signals) > 1 or time.monotonic() > deadline:
-            reason = "second-signal" if len(signals) > 1 else f"still running after {timeout}s"
-            log(at="kill", process=name, reason=reason)
-            process.kill()
-            process.wait()
-        time.sleep(POLL_INTERVAL)
-    log(at="stopped", process=name, **exit_fields(process.returncode))
+    if process.poll() is None:
+        process.send_signal(stop_signal)
+        log(at="stopping", process=name, signal=stop_signal.name)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            if len(signals) > 1 or time.monotonic() > deadline:
+                reason = "second-signal" if len(signals) > 1 else f"still running after {timeout}s"
+                log(at="kill", process=name, reason=reason)
+                children.kill_group(name)
+                process.wait()
+            children.pause()
+        log(at="stopped", process=name, **exit_fields(process.returncode))
+    children.kill_group(name)
 
 
 def run(command, nginx, wait_for_app, signals):
     nginx_env = graceful_sigterm_env()
     # Tell the app whether nginx will finish its requests on SIGTERM (and that it runs
-    # under this script at all): config/gunicorn.conf.py reads it.
+    # under this script at all): config/gunicorn.conf.py reads it. Its output now goes
+    # through a pipe, so Python would hold back what it prints until a buffer fills:
+    # unbuffered, as Heroku's Python buildpack sets it.
     graceful = nginx_env is not None
-    app_env = {**os.environ, "NGINX_GRACEFUL_SIGTERM": "1" if graceful else "0"}
+    app_env = {"PYTHONUNBUFFERED": "1", **os.environ, "NGINX_GRACEFUL_SIGTERM": "1" if graceful else "0"}
 
     ready_file = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-initialized"))
     ready_file.unlink(missing_ok=True)
-    processes = {"app": start("app", command, app_env)}
-    status = wait_until_ready(processes["app"], ready_file, signals) if wait_for_app else None
+    children = Children()
+    children.start("app", command, app_env)
+    status = wait_until_ready(children, ready_file, signals) if wait_for_app else None
     if status is None:
-        processes["nginx"] = start("nginx", nginx_command(nginx), nginx_env)
+        children.start("nginx", nginx_command(nginx), nginx_env)
         if graceful:
-            check_shim_loaded(processes["nginx"])
-        status = supervise(processes, signals)
+            check_shim_loaded(children)
+        status = supervise(children, signals)
 
     # nginx first (SIGQUIT: stop accepting, finish every request it has), while the app is
     # still there to answer them. Once nginx is gone no request can reach the app, so it may
     # stop quickly; with the shim, gunicorn's master ignores SIGTERM and SIGINT stops it.
-    stop("nginx", processes.get("nginx"), signal.SIGQUIT, NGINX_STOP_TIMEOUT, signals)
+    stop(children, "nginx", signal.SIGQUIT, NGINX_STOP_TIMEOUT, signals)
     app_stop_signal = signal.SIGINT if graceful else signal.SIGTERM
-    stop("app", processes["app"], app_stop_signal, APP_STOP_TIMEOUT, signals)
+    stop(children, "app", app_stop_signal, APP_STOP_TIMEOUT, signals)
+    # Both are gone: print the last lines they wrote, such as the last request's.
+    children.relay.drain(LOG_DRAIN_TIMEOUT)
     return status
 
 
@@ -361,7 +462,7 @@ def check_config():
     with scratch_directory():
         write_config()
         test_nginx_config(nginx)
-    print(f"{display_path(CONFIG)}: nginx accepts it", flush=True)
+    OUTPUT.print(sys.stdout, f"{display_path(CONFIG)}: nginx accepts it")
     return EXIT_STOPPED
 
 
@@ -384,8 +485,10 @@ def main(argv):
             return check_config()
         return start_web_process(argv)
     except SetupError as error:
-        print(f"start-nginx: {error}", file=sys.stderr, flush=True)
+        OUTPUT.print(sys.stderr, f"start-nginx: {error}")
         return EXIT_BAD_SETUP
+    finally:
+        OUTPUT.close(OUTPUT_CLOSE_TIMEOUT)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def children_of(pid):
 class Stack:
     """One running copy of the web process, started the way the Procfile starts it."""
 
-    def __init__(self, tmp_path, *, app_dir=REPO, extra_env=None):
+    def __init__(self, tmp_path, *, app_dir=REPO, extra_env=None, command=WEB_COMMAND):
         self.app_dir = app_dir
+        self.command = command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket_path = tmp_path / "nginx.socket"
@@ -92,7 +93,7 @@ class Stack:
         # Append mode, as on the pipe Heroku reads: nginx opens /dev/stdout anew, and without
         # it gunicorn's writes would land over nginx's lines instead of after them.
         self.process = subprocess.Popen(
-            WEB_COMMAND, cwd=self.app_dir, env=self.env, start_new_session=True,
+            self.command, cwd=self.app_dir, env=self.env, start_new_session=True,
             stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
         self.wait_until_serving()
