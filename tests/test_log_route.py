@@ -1,0 +1,148 @@
+"""nginx's and the app's lines reach the web process's stdout whatever stdout is, each whole.
+
+The wrapper gives nginx and gunicorn pipes of its own and is the only writer of its stdout and
+stderr (bin/log_relay.py). Before that, nginx opened /dev/stdout itself, which fails when stdout
+is a socket (`heroku local`) or a file or pipe the app's user may not open by name (Dokku).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.logfmt import parse
+from tests.stack import REPO, WEB_COMMAND, Stack
+from tests.test_logs import raw_request
+
+NOBODY = 65534
+
+
+def start_with_output_to(stack, stdout):
+    """Start `stack` as Stack.start does, but with the given stdout (stderr to its file)."""
+    stack.stdout_path.touch()
+    stack.process = subprocess.Popen(stack.command, cwd=stack.app_dir, env=stack.env, start_new_session=True,
+                                     stdout=stdout, stderr=stack.stderr_path.open("ab"))
+    stack.wait_until_serving()
+
+
+def access_line_for(text, request_id):
+    for line in text.splitlines():
+        if line.startswith("measure#nginx.service=") and f'request_id="{request_id}"' in line:
+            return parse(line)
+    return None
+
+
+def test_stdout_may_be_a_socket(runtime_dir):
+    """What `heroku local`, systemd's journal and pm2 give a process."""
+    stack = Stack(runtime_dir)
+    stack.prepare()
+    ours, theirs = socket.socketpair()
+    try:
+        with theirs:
+            start_with_output_to(stack, stdout=theirs)
+        request_id = uuid.uuid4().hex
+
+        assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
+
+        received = ""
+        ours.settimeout(10)
+        while access_line_for(received, request_id) is None:
+            received += ours.recv(65536).decode()
+        assert access_line_for(received, request_id)["status"] == "200"
+    finally:
+        stack.clean_up()
+        ours.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_a_user_who_may_not_open_stdout_by_name_still_logs(runtime_dir):
+    """Dokku's case: the app runs as a user that does not own the file or pipe its stdout is.
+
+    The app runs as `nobody` from a copy it owns; it keeps the right to read and search any
+    directory (CAP_DAC_READ_SEARCH), so it can reach this test's Python wherever it is, but
+    not the right to write to another user's file.
+    """
+    app_dir = runtime_dir / "app"
+    shutil.copytree(REPO, app_dir, ignore=shutil.ignore_patterns(".git", ".venv", "staticfiles", "db.sqlite3", "nginx.conf"))
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    stack = Stack(runtime_dir, app_dir=app_dir, command=[*as_nobody, *WEB_COMMAND])
+    stack.prepare()
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(runtime_dir)], check=True)
+    root_owned = runtime_dir / "root-owned.log"
+    root_owned.touch(mode=0o644)
+    try:
+        with root_owned.open("ab") as stdout:
+            start_with_output_to(stack, stdout=stdout)
+        request_id = uuid.uuid4().hex
+
+        assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
+
+        deadline = time.monotonic() + 10
+        while access_line_for(root_owned.read_text(), request_id) is None:
+            assert time.monotonic() < deadline, root_owned.read_text()
+            time.sleep(0.05)
+    finally:
+        stack.clean_up()
+    assert root_owned.stat().st_uid == 0
+
+
+def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(runtime_dir):
+    """200 requests at once, each logged in a line of about 8,600 bytes, read from a pipe by a
+    reader slower than they come, so that the pipe is full while they are written: the case
+    where Linux may split a write of more than 4,096 bytes and mix it with another."""
+    stack = Stack(runtime_dir, extra_env={"NGINX_WORKERS": "2", "GUNICORN_ACCESS_LOG": "1"})
+    stack.prepare()
+    read_end, write_end = os.pipe()
+    received = bytearray()
+    reader = threading.Thread(target=read_slowly, args=(read_end, received))
+    reader.start()
+    request_ids = [uuid.uuid4().hex for _ in range(200)]
+    escaped = b"\xff"  # nginx writes it as \xFF: four bytes in the line for one sent
+    try:
+        with os.fdopen(write_end, "wb") as stdout:
+            start_with_output_to(stack, stdout=stdout)
+        with ThreadPoolExecutor(len(request_ids)) as pool:
+            list(pool.map(lambda request_id: stack.send_raw(raw_request(
+                b"X-Request-ID: " + request_id.encode(),
+                b"User-Agent: " + escaped * 8000,
+                b"Referer: " + escaped * 1000,
+                request_line=b"GET /" + escaped * 2000 + b" HTTP/1.1",
+            )), request_ids))
+        assert stack.stop() == 0
+    finally:
+        stack.clean_up()
+        reader.join(60)
+
+    lines = bytes(received).splitlines()
+    access_lines = [parse(line.decode()) for line in lines if line.startswith(b"measure#nginx.service=")]
+    for line in lines:
+        parse(line.decode())  # raises on a line that is not whole logfmt
+    ours = [fields for fields in access_lines if fields["request_id"] in request_ids]
+    assert sorted(fields["request_id"] for fields in ours) == sorted(request_ids)
+    assert min(len(fields["path"]) + len(fields["user_agent"]) + len(fields["referer"]) for fields in ours) == 2000
+
+
+def read_slowly(read_end, received):
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(4096):
+            received += chunk
+            time.sleep(0.01)
+
+
+def test_the_last_lines_are_printed_before_the_wrapper_exits(stack):
+    request_id = uuid.uuid4().hex
+
+    assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
+    assert stack.stop() == 0
+
+    assert access_line_for(stack.stdout_path.read_text(), request_id)["status"] == "200"
+    # gunicorn's master says this as it exits, after the wrapper has seen it go.
+    assert stack.stderr_path.read_text().splitlines()[-1].endswith('msg="Shutting down: Master"')
+
