@@ -141,12 +141,29 @@ TEMPLATES = [
 WSGI_APPLICATION = "myproject.wsgi.application"
 
 
-# Heroku Postgres sets DATABASE_URL. Without it (on your machine, in the tests) the app uses
-# a SQLite file, so nothing needs installing. Connections are kept for 10 minutes instead of
-# being opened per request, and checked before reuse so a restarted database is noticed.
+# Heroku Postgres sets DATABASE_URL. Without it, on your machine and in the tests, the app uses
+# a SQLite file, so nothing needs installing. On a dyno that file would be a copy of its own
+# in each dyno, emptied at every restart: the release phase would migrate a database no web
+# dyno sees, and everything written would be lost within a day. So a dyno without
+# DATABASE_URL stops at boot; an explicit sqlite:/// URL is still allowed there, with a warning.
+# Connections are kept for 10 minutes instead of being opened per request, and checked
+# before reuse so a restarted database is noticed.
 # On Heroku, PostgreSQL connections must use TLS (sslmode=require); SQLite has no such option.
 # https://github.com/jazzband/dj-database-url
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if not DATABASE_URL:
+    if IS_HEROKU_APP:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set, so this dyno has no database. Add Heroku Postgres, which "
+            "sets it, with: heroku addons:create heroku-postgresql:essential-0"
+        )
+    DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
+    logging.getLogger("myproject.settings").warning(
+        "DATABASE_URL is a SQLite file: each dyno has its own copy, and it is emptied every time "
+        "the dyno restarts (at least once a day). Use Heroku Postgres to keep your data."
+    )
+
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
