@@ -119,6 +119,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that its 503 (database out of connections) still gets the headers of every
+    # middleware above. See myproject/out_of_connections.py.
+    "myproject.out_of_connections.OutOfConnectionsMiddleware",
 ]
 
 ROOT_URLCONF = "myproject.urls"
@@ -146,8 +149,6 @@ WSGI_APPLICATION = "myproject.wsgi.application"
 # in each dyno, emptied at every restart: the release phase would migrate a database no web
 # dyno sees, and everything written would be lost within a day. So a dyno without
 # DATABASE_URL stops at boot; an explicit sqlite:/// URL is still allowed there, with a warning.
-# Connections are kept for 10 minutes instead of being opened per request, and checked
-# before reuse so a restarted database is noticed.
 # On Heroku, PostgreSQL connections must use TLS (sslmode=require); SQLite has no such option.
 # https://github.com/jazzband/dj-database-url
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -164,10 +165,19 @@ elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
         "the dyno restarts (at least once a day). Use Heroku Postgres to keep your data."
     )
 
+# How many seconds a worker keeps its database connection between requests (Django's
+# CONN_MAX_AGE). 0, the default, opens one per request and closes it at the end: that cost
+# 10 ms more per request here (20 ms instead of 9 for the demo's /visits/ against a local
+# PostgreSQL; docs/database.md), and more over TLS on Heroku. In exchange a connection is held
+# only while a request runs. A kept connection is given back only at the end of a request
+# after that age, so a worker that gets no requests keeps its connection for good, and the
+# dynos need as many connections as they have workers. When your budget fits (see
+# docs/database.md), keep them: heroku config:set DJANGO_CONN_MAX_AGE=600
+# Kept connections are checked before reuse, so a restarted database is noticed.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=600,
+        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", 0)),
         conn_health_checks=True,
         ssl_require=IS_HEROKU_APP and DATABASE_URL.startswith("postgres"),
     ),
