@@ -166,13 +166,13 @@ elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
     )
 
 # How many seconds a worker keeps its database connection between requests (Django's
-# CONN_MAX_AGE). 0, the default, opens one per request and closes it at the end: that cost
-# 10 ms more per request here (20 ms instead of 9 for the demo's /visits/ against a local
-# PostgreSQL; docs/database.md), and more over TLS on Heroku. In exchange a connection is held
-# only while a request runs. A kept connection is given back only at the end of a request
-# after that age, so a worker that gets no requests keeps its connection for good, and the
-# dynos need as many connections as they have workers. When your budget fits (see
-# docs/database.md), keep them: heroku config:set DJANGO_CONN_MAX_AGE=600
+# CONN_MAX_AGE). 0, the default, opens one per request and closes it at the end. That cost
+# 10 to 30 ms more per request here (the demo's /visits/ against a local PostgreSQL, see
+# docs/database.md), likely more on Heroku, where the database needs TLS across the network.
+# In exchange a connection is held only while a request runs. A kept connection is given
+# back only at the end of a request after that age, so a worker that gets no requests keeps
+# its connection for good, and the dynos need as many connections as they have workers.
+# When your budget fits (docs/database.md), keep them: heroku config:set DJANGO_CONN_MAX_AGE=600
 # Kept connections are checked before reuse, so a restarted database is noticed.
 DATABASES = {
     "default": dj_database_url.parse(
