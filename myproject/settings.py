@@ -167,7 +167,7 @@ elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
 
 # How many seconds a worker keeps its database connection between requests (Django's
 # CONN_MAX_AGE). 0, the default, opens one per request and closes it at the end. That cost
-# 10 to 30 ms more per request here (the demo's /visits/ against a local PostgreSQL, see
+# 10 to 30 ms more per request here (a page with three queries, local PostgreSQL, see
 # docs/database.md), likely more on Heroku, where the database needs TLS across the network.
 # In exchange a connection is held only while a request runs. A kept connection is given
 # back only at the end of a request after that age, so a worker that gets no requests keeps
