@@ -119,6 +119,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that its 503 (database out of connections) still gets the headers of every
+    # middleware above. See myproject/out_of_connections.py.
+    "myproject.out_of_connections.OutOfConnectionsMiddleware",
 ]
 
 ROOT_URLCONF = "myproject.urls"
@@ -141,16 +144,40 @@ TEMPLATES = [
 WSGI_APPLICATION = "myproject.wsgi.application"
 
 
-# Heroku Postgres sets DATABASE_URL. Without it (on your machine, in the tests) the app uses
-# a SQLite file, so nothing needs installing. Connections are kept for 10 minutes instead of
-# being opened per request, and checked before reuse so a restarted database is noticed.
+# Heroku Postgres sets DATABASE_URL. Without it, on your machine and in the tests, the app uses
+# a SQLite file, so nothing needs installing. On a dyno that file would be a copy of its own
+# in each dyno, emptied at every restart: the release phase would migrate a database no web
+# dyno sees, and everything written would be lost within a day. So a dyno without
+# DATABASE_URL stops at boot; an explicit sqlite:/// URL is still allowed there, with a warning.
 # On Heroku, PostgreSQL connections must use TLS (sslmode=require); SQLite has no such option.
 # https://github.com/jazzband/dj-database-url
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if not DATABASE_URL:
+    if IS_HEROKU_APP:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set, so this dyno has no database. Add Heroku Postgres, which "
+            "sets it, with: heroku addons:create heroku-postgresql:essential-0"
+        )
+    DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
+    logging.getLogger("myproject.settings").warning(
+        "DATABASE_URL is a SQLite file: each dyno has its own copy, and it is emptied every time "
+        "the dyno restarts (at least once a day). Use Heroku Postgres to keep your data."
+    )
+
+# How many seconds a worker keeps its database connection between requests (Django's
+# CONN_MAX_AGE). 0, the default, opens one per request and closes it at the end. That cost
+# 10 to 30 ms more per request here (a page with three queries, local PostgreSQL, see
+# docs/database.md), likely more on Heroku, where the database needs TLS across the network.
+# In exchange a connection is held only while a request runs. A kept connection is given
+# back only at the end of a request after that age, so a worker that gets no requests keeps
+# its connection for good, and the dynos need as many connections as they have workers.
+# When your budget fits (docs/database.md), keep them: heroku config:set DJANGO_CONN_MAX_AGE=600
+# Kept connections are checked before reuse, so a restarted database is noticed.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=600,
+        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", 0)),
         conn_health_checks=True,
         ssl_require=IS_HEROKU_APP and DATABASE_URL.startswith("postgres"),
     ),

@@ -29,8 +29,9 @@ print(json.dumps({
 }, default=str))
 """
 
-# What a dyno has: DYNO set by Heroku, and a real secret key.
-HEROKU_ENV = {"DYNO": "web.1", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+# What a dyno has: DYNO set by Heroku, a real secret key, and Heroku Postgres's DATABASE_URL.
+HEROKU_ENV = {"DYNO": "web.1", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+              "DATABASE_URL": "postgres://user:pw@db.example.com:5432/app"}
 
 
 def load_settings(**env):
@@ -87,17 +88,17 @@ def test_sqlite_is_used_when_database_url_is_unset():
     assert database["NAME"].endswith("db.sqlite3")
 
 
-def test_postgres_comes_from_database_url_with_persistent_checked_connections():
+def test_postgres_comes_from_database_url_with_checked_connections():
+    # How long connections are kept: tests/test_database_budget.py.
     database = load_settings(DATABASE_URL="postgres://user:pw@db.example.com:5433/app")["DATABASE"]
 
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.example.com", 5433, "app")
-    assert database["CONN_MAX_AGE"] > 0
     assert database["CONN_HEALTH_CHECKS"] is True
 
 
 def test_postgres_requires_tls_on_heroku():
-    database = load_settings(**HEROKU_ENV, DATABASE_URL="postgres://user:pw@db.example.com:5432/app")["DATABASE"]
+    database = load_settings(**HEROKU_ENV)["DATABASE"]
 
     assert database["OPTIONS"]["sslmode"] == "require"
 
@@ -110,7 +111,7 @@ def test_postgres_does_not_require_tls_locally():
 
 def test_sqlite_gets_no_tls_option_on_heroku():
     # sqlite3.connect() would fail on every request with an unexpected `sslmode` argument.
-    database = load_settings(**HEROKU_ENV, DATABASE_URL="sqlite:////tmp/db.sqlite3")["DATABASE"]
+    database = load_settings(**(HEROKU_ENV | {"DATABASE_URL": "sqlite:////tmp/db.sqlite3"}))["DATABASE"]
 
     assert "OPTIONS" not in database
 
