@@ -37,6 +37,7 @@ at build time (bin/post_compile puts ours back).
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -215,13 +216,45 @@ def test_nginx_config(nginx):
         raise SetupError(f"nginx rejected {display_path(CONFIG)}:\n{result.stdout.decode(errors='replace')}")
 
 
+def choose_template_variables():
+    """Work out the values config/nginx.conf.erb needs that no one sets by hand."""
+    choose_nginx_user()
+
+
+def choose_nginx_user():
+    """As root, run nginx's workers as the owner of the app directory (NGINX_USER).
+
+    A master started as root runs its workers as `nobody`, who cannot enter a checkout under
+    a directory only its owner may enter (/root, `mktemp -d`, /home/NAME on recent Ubuntu):
+    every static file then falls back to gunicorn after `[crit] stat() ... (13: Permission
+    denied)`, and nginx's own error pages become 403s. The owner of the checkout can read it.
+    The price: when that owner is root, as in a clone in /root, the workers run as root too,
+    so a flaw in nginx would hand an attacker root instead of `nobody`. The app itself (and
+    so the code that handles every request nginx passes on) already runs as root there.
+    Not root (a dyno, most machines): nothing is set, and nginx keeps its workers as the user
+    that started it. Set NGINX_USER ("user [group]", as nginx's `user` directive takes them)
+    to choose yourself.
+    """
+    if os.geteuid() != 0 or "NGINX_USER" in os.environ:
+        return
+    try:
+        owner = pwd.getpwuid(APP_DIR.stat().st_uid)
+    except KeyError:
+        log(at="warning", reason="app-owner-unknown",
+            msg=f"{APP_DIR} belongs to a user with no name; nginx's workers run as nobody")
+        return
+    os.environ["NGINX_USER"] = owner.pw_name
+    log(at="nginx-user", user=owner.pw_name)
+
+
 @contextlib.contextmanager
 def scratch_directory():
     """Give nginx a directory of its own for its pid and temporary files, removed at exit.
 
     A fresh one per run, so that several copies of the app can run side by side. Readable by
-    all because, when started as root, nginx's workers run as `nobody` and must reach their
-    temp directories inside it. Set NGINX_TMP_DIR to choose the directory yourself.
+    all because, when started as root, nginx's workers may run as another user (the app
+    directory's owner: see choose_nginx_user) and must reach their temp directories inside
+    it. Set NGINX_TMP_DIR to choose the directory yourself.
     """
     if "NGINX_TMP_DIR" in os.environ:
         yield
@@ -358,6 +391,7 @@ def print_rendered(argv):
 def check_config():
     check_port()
     nginx = find_nginx()
+    choose_template_variables()
     with scratch_directory():
         write_config()
         test_nginx_config(nginx)
@@ -370,6 +404,7 @@ def start_web_process(argv):
     wait_for_app, command = parse_command(argv)
     check_port()
     nginx = find_nginx()
+    choose_template_variables()
     with scratch_directory():
         write_config()
         test_nginx_config(nginx)
