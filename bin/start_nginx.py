@@ -40,6 +40,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -219,6 +220,7 @@ def test_nginx_config(nginx):
 def choose_template_variables():
     """Work out the values config/nginx.conf.erb needs that no one sets by hand."""
     choose_nginx_user()
+    choose_ipv6()
 
 
 def choose_nginx_user():
@@ -245,6 +247,35 @@ def choose_nginx_user():
         return
     os.environ["NGINX_USER"] = owner.pw_name
     log(at="nginx-user", user=owner.pw_name)
+
+
+def choose_ipv6():
+    """Listen on IPv6 as well as IPv4 where this host has IPv6 (NGINX_LISTEN_IPV6).
+
+    Some platforms give a container only IPv6, which is why Heroku's own Python starter binds
+    [::]. Elsewhere IPv6 is switched off, and then nginx either listens on it for nothing or
+    (with the kernel's ipv6.disable=1) refuses to start: "socket() [::]:5000 failed (97:
+    Address family not supported by protocol)". So look first, unless NGINX_LISTEN_IPV6 is
+    set: 1 listens on IPv6 whatever the host has, 0 never does.
+    """
+    choice = os.environ.get("NGINX_LISTEN_IPV6")
+    if choice is None:
+        choice = "1" if host_has_ipv6() else "0"
+        os.environ["NGINX_LISTEN_IPV6"] = choice
+        log(at="ipv6-detected", listen_ipv6=choice)
+    if choice not in ("0", "1"):
+        raise SetupError(f"NGINX_LISTEN_IPV6 must be 1 (listen on IPv6 too), 0 (IPv4 only) or unset "
+                         f"(IPv6 too when this host has it), got {choice!r}")
+
+
+def host_has_ipv6():
+    """Whether IPv6 works here: a socket can be bound to its loopback address, ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
