@@ -221,6 +221,7 @@ def choose_template_variables():
     """Work out the values config/nginx.conf.erb needs that no one sets by hand."""
     choose_nginx_user()
     choose_ipv6()
+    choose_static_hsts()
 
 
 def choose_nginx_user():
@@ -276,6 +277,37 @@ def host_has_ipv6():
     except OSError:
         return False
     return True
+
+
+def choose_static_hsts():
+    """The Strict-Transport-Security value Django puts on https pages (NGINX_STATIC_HSTS).
+
+    nginx sends it on the static files it serves over https, so that they carry the same
+    header as when whitenoise serves them through Django. It is worked out from the same
+    variables, with the same defaults and rules, as in myproject/settings.py, which this
+    script cannot import: change both together (tests/test_static_headers.py compares them).
+    """
+    on_heroku = "DYNO" in os.environ and "CI" not in os.environ
+    seconds = os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if on_heroku else "0")
+    try:
+        seconds = int(seconds)
+    except ValueError:
+        raise SetupError(f"DJANGO_HSTS_SECONDS must be a whole number of seconds, got {seconds!r}") from None
+    value = ""
+    if seconds:
+        value = f"max-age={seconds}"
+        if django_env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True):
+            value += "; includeSubDomains"
+        if django_env_bool("DJANGO_HSTS_PRELOAD", True):
+            value += "; preload"
+    os.environ["NGINX_STATIC_HSTS"] = value
+
+
+def django_env_bool(name, default):
+    """env_bool() of myproject/settings.py: 1, true, yes or on mean on; anything else set, off."""
+    if name not in os.environ:
+        return default
+    return os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
 
 
 @contextlib.contextmanager
