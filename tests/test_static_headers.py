@@ -9,7 +9,9 @@ only the headers each server makes its own way may differ.
 import email.message
 import http.client
 import json
+import os
 import socket
+import subprocess
 
 import pytest
 
@@ -103,3 +105,12 @@ def test_no_hsts_over_plain_http_on_a_dyno(start_stack):
 
     assert status == 200
     assert "strict-transport-security" not in dict(headers)
+
+
+def test_hsts_seconds_that_are_not_a_number_are_a_clear_error(runtime_dir):
+    env = {**os.environ, "PORT": "5000", "NGINX_TMP_DIR": str(runtime_dir), "DJANGO_HSTS_SECONDS": "1y"}
+
+    result = subprocess.run([REPO / "bin" / "start-nginx", "--check"], env=env, capture_output=True, text=True)
+
+    assert result.returncode == 2
+    assert "DJANGO_HSTS_SECONDS must be a whole number of seconds, got '1y'" in result.stderr
