@@ -45,8 +45,10 @@ import contextlib
 import ctypes
 import json
 import os
+import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -241,13 +243,107 @@ def test_nginx_config(nginx):
         raise SetupError(f"nginx rejected {display_path(CONFIG)}:\n{result.stdout.decode(errors='replace')}")
 
 
+def choose_template_variables():
+    """Work out the values config/nginx.conf.erb needs that no one sets by hand."""
+    choose_nginx_user()
+    choose_ipv6()
+    choose_static_hsts()
+
+
+def choose_nginx_user():
+    """As root, run nginx's workers as the owner of the app directory (NGINX_USER).
+
+    A master started as root runs its workers as `nobody`, who cannot enter a checkout under
+    a directory only its owner may enter (/root, `mktemp -d`, /home/NAME on recent Ubuntu):
+    every static file then falls back to gunicorn after `[crit] stat() ... (13: Permission
+    denied)`, and nginx's own error pages become 403s. The owner of the checkout can read it.
+    The price: when that owner is root, as in a clone in /root, the workers run as root too,
+    so a flaw in nginx would hand an attacker root instead of `nobody`. The app itself (and
+    so the code that handles every request nginx passes on) already runs as root there.
+    Not root (a dyno, most machines): nothing is set, and nginx keeps its workers as the user
+    that started it. Set NGINX_USER ("user [group]", as nginx's `user` directive takes them)
+    to choose yourself.
+    """
+    if os.geteuid() != 0 or "NGINX_USER" in os.environ:
+        return
+    try:
+        owner = pwd.getpwuid(APP_DIR.stat().st_uid)
+    except KeyError:
+        log(at="warning", reason="app-owner-unknown",
+            msg=f"{APP_DIR} belongs to a user with no name; nginx's workers run as nobody")
+        return
+    os.environ["NGINX_USER"] = owner.pw_name
+    log(at="nginx-user", user=owner.pw_name)
+
+
+def choose_ipv6():
+    """Listen on IPv6 as well as IPv4 where this host has IPv6 (NGINX_LISTEN_IPV6).
+
+    Some platforms give a container only IPv6, which is why Heroku's own Python starter binds
+    [::]. Elsewhere IPv6 is switched off, and then nginx either listens on it for nothing or
+    (with the kernel's ipv6.disable=1) refuses to start: "socket() [::]:5000 failed (97:
+    Address family not supported by protocol)". So look first, unless NGINX_LISTEN_IPV6 is
+    set: 1 listens on IPv6 whatever the host has, 0 never does.
+    """
+    choice = os.environ.get("NGINX_LISTEN_IPV6")
+    if choice is None:
+        choice = "1" if host_has_ipv6() else "0"
+        os.environ["NGINX_LISTEN_IPV6"] = choice
+        log(at="ipv6-detected", listen_ipv6=choice)
+    if choice not in ("0", "1"):
+        raise SetupError(f"NGINX_LISTEN_IPV6 must be 1 (listen on IPv6 too), 0 (IPv4 only) or unset "
+                         f"(IPv6 too when this host has it), got {choice!r}")
+
+
+def host_has_ipv6():
+    """Whether IPv6 works here: a socket can be bound to its loopback address, ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def choose_static_hsts():
+    """The Strict-Transport-Security value Django puts on https pages (NGINX_STATIC_HSTS).
+
+    nginx sends it on the static files it serves over https, so that they carry the same
+    header as when whitenoise serves them through Django. It is worked out from the same
+    variables, with the same defaults and rules, as in myproject/settings.py, which this
+    script cannot import: change both together (tests/test_static_headers.py compares them).
+    """
+    on_heroku = "DYNO" in os.environ and "CI" not in os.environ
+    seconds = os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if on_heroku else "0")
+    try:
+        seconds = int(seconds)
+    except ValueError:
+        raise SetupError(f"DJANGO_HSTS_SECONDS must be a whole number of seconds, got {seconds!r}") from None
+    value = ""
+    if seconds:
+        value = f"max-age={seconds}"
+        if django_env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True):
+            value += "; includeSubDomains"
+        if django_env_bool("DJANGO_HSTS_PRELOAD", True):
+            value += "; preload"
+    os.environ["NGINX_STATIC_HSTS"] = value
+
+
+def django_env_bool(name, default):
+    """env_bool() of myproject/settings.py: 1, true, yes or on mean on; anything else set, off."""
+    if name not in os.environ:
+        return default
+    return os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
+
+
 @contextlib.contextmanager
 def scratch_directory():
     """Give nginx a directory of its own for its pid and temporary files, removed at exit.
 
     A fresh one per run, so that several copies of the app can run side by side. Readable by
-    all because, when started as root, nginx's workers run as `nobody` and must reach their
-    temp directories inside it. Set NGINX_TMP_DIR to choose the directory yourself.
+    all because, when started as root, nginx's workers may run as another user (the app
+    directory's owner: see choose_nginx_user) and must reach their temp directories inside
+    it. Set NGINX_TMP_DIR to choose the directory yourself.
     """
     if "NGINX_TMP_DIR" in os.environ:
         yield
@@ -459,6 +555,7 @@ def print_rendered(argv):
 def check_config():
     check_port()
     nginx = find_nginx()
+    choose_template_variables()
     with scratch_directory():
         write_config()
         test_nginx_config(nginx)
@@ -471,6 +568,7 @@ def start_web_process(argv):
     wait_for_app, command = parse_command(argv)
     check_port()
     nginx = find_nginx()
+    choose_template_variables()
     with scratch_directory():
         write_config()
         test_nginx_config(nginx)

@@ -15,7 +15,8 @@ def temporary_runtime_dir():
     """A temporary directory that nginx's workers can enter.
 
     pytest's tmp_path sits in a directory only its owner may enter; when the tests run as
-    root, nginx's workers run as `nobody` and could not reach the socket there.
+    root, nginx's workers run as the owner of the app directory (bin/start-nginx's
+    choose_nginx_user), who may be someone else and could not reach the socket there.
     """
     path = Path(tempfile.mkdtemp(prefix="stack-"))
     path.chmod(0o755)

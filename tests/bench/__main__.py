@@ -309,7 +309,7 @@ def chart(report, path):
 def main():
     report = Report(load_averages=[os.getloadavg()[0]])
     with tempfile.TemporaryDirectory(prefix="bench-") as runtime_dir:
-        os.chmod(runtime_dir, 0o755)  # nginx's workers (user nobody when run as root) enter it
+        os.chmod(runtime_dir, 0o755)  # nginx's workers (the checkout's owner when run as root) enter it
         servers = all_servers(Path(runtime_dir))
         try:
             for server in servers:
