@@ -7,6 +7,7 @@ Django rather than waiting on a phone's upload.
 Settings: https://docs.gunicorn.org/en/stable/settings.html
 """
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -81,6 +82,18 @@ def pre_request(worker, req):
     # gunicorn upper-cases header names.
     headers = dict(req.headers)
     logs.request_id.set(headers.get("X-REQUEST-ID", "-"))
+
+
+def post_worker_init(worker):
+    # The settings' warnings (STARTUP_WARNINGS in myproject/settings.py) are logged here, by
+    # the first worker alone: once per start of the web process, rather than once per worker,
+    # again each time a worker restarts, and again for every manage.py command.
+    # Imported here, in a worker that has loaded the app: the master never imports Django.
+    if worker.age == 1:
+        from django.conf import settings
+
+        for message in getattr(settings, "STARTUP_WARNINGS", []):
+            logging.getLogger("myproject.settings").warning(message)
 
 
 def post_request(worker, req, environ, resp):
