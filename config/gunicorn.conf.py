@@ -39,6 +39,34 @@ timeout = 25
 # after SIGTERM, so this must end well before that.
 graceful_timeout = 20
 
+# Code reload, for `make run` (which sets GUNICORN_RELOAD=1), never on a dyno. Each worker
+# checks once a second whether a file it watches has changed, and if so finishes its request
+# and exits; the master starts a fresh one. The socket stays open meanwhile and nginx stays
+# up, so requests wait a moment for the new worker instead of failing. Polling, because
+# gunicorn's inotify engine needs an extra package and Linux.
+# https://docs.gunicorn.org/en/stable/settings.html#reload
+APP_DIR = Path(__file__).resolve().parent.parent
+reload = os.environ.get("GUNICORN_RELOAD") == "1" and "DYNO" not in os.environ
+reload_engine = "poll"
+
+
+def files_to_watch():
+    """Every Python file and template of the app's packages (myproject/ and the apps beside it).
+
+    On its own gunicorn watches the modules a worker has imported, from the first time it
+    sees them; Django imports views on the first request, so an edit right after it would go
+    unseen. Templates are not modules at all, and Django caches them in each worker. Hence
+    this list: patterns for Python files, expanded anew every second, and the template
+    directories that exist when the stack starts.
+    """
+    packages = [init.parent for init in APP_DIR.glob("*/__init__.py")]
+    python_files = [f"{package}/**/*.py" for package in packages]
+    templates = [f"{directory}/**/*" for package in packages for directory in package.glob("**/templates")]
+    return python_files + templates
+
+
+reload_extra_files = files_to_watch() if reload else []
+
 # Logging. gunicorn's own messages go to stderr as logfmt lines, through the formatter
 # Django uses (myproject/logs.py), so every line in `heroku logs` parses the same way.
 #
