@@ -31,6 +31,13 @@ control_socket = f"{NGINX_SOCKET_PATH}.ctl"
 workers = int(os.environ.get("WEB_CONCURRENCY", 2))
 worker_class = "sync"
 
+# Each worker imports the app for itself. Importing it once in the master (preload_app)
+# would save about 20 MB with 2 workers, measured (docs/memory.md), out of the 512 MB of a
+# Standard-1X; but gunicorn cannot reload code the master has loaded, and anything the app
+# opens while it is imported (a database connection, a thread) would be shared by every
+# worker forked from it.
+preload_app = False
+
 # Heroku's router gives up on a request after 30 seconds (error H12). Kill a worker stuck
 # longer than that, so it is replaced instead of holding its slot forever.
 timeout = 25
