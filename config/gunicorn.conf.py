@@ -123,7 +123,8 @@ def post_worker_init(worker):
     # The settings' warnings (STARTUP_WARNINGS in myproject/settings.py) are logged here, by
     # the first worker alone: once per start of the web process, rather than once per worker,
     # again each time a worker restarts, and again for every manage.py command.
-    # Imported here, in a worker that has loaded the app: the master never imports Django.
+    # Django is imported here, in a worker that has loaded the app, and not at the top: the
+    # master reads this file too, and does not load the app (preload_app is off).
     if worker.age == 1:
         from django.conf import settings
 
