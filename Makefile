@@ -6,18 +6,32 @@
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+
+# make run's defaults. A variable set in your shell or in .env wins over these.
 PORT ?= 5000
+# Workers restart when a Python file or a template changes (config/gunicorn.conf.py).
+GUNICORN_RELOAD ?= 1
+
+# make run reads .env when there is one, as `heroku local` does (KEY=value lines, # comments,
+# quotes), with python-dotenv; --no-override keeps what your shell already sets.
+DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run test bench setup nginx
+.PHONY: run run-stack test bench setup nginx
 
+# Through a second make, so that .env's variables are in the environment before the
+# defaults above are decided.
 run: setup
+	$(DOTENV) $(MAKE) --no-print-directory run-stack
+
+# What make run starts once .env is read; run it through make run.
+run-stack:
 	$(PYTHON) manage.py collectstatic --noinput --verbosity 0
 	$(PYTHON) manage.py migrate --noinput
 	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C to stop)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORT=$(PORT) $(WEB_COMMAND)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORT=$(PORT) GUNICORN_RELOAD=$(GUNICORN_RELOAD) $(WEB_COMMAND)
 
 test: setup
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

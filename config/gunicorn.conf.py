@@ -7,6 +7,7 @@ Django rather than waiting on a phone's upload.
 Settings: https://docs.gunicorn.org/en/stable/settings.html
 """
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -30,6 +31,13 @@ control_socket = f"{NGINX_SOCKET_PATH}.ctl"
 workers = int(os.environ.get("WEB_CONCURRENCY", 2))
 worker_class = "sync"
 
+# Each worker imports the app for itself. Importing it once in the master (preload_app)
+# would save about 20 MB with 2 workers, measured (docs/memory.md), out of the 512 MB of a
+# Standard-1X; but gunicorn cannot reload code the master has loaded, and anything the app
+# opens while it is imported (a database connection, a thread) would be shared by every
+# worker forked from it.
+preload_app = False
+
 # Heroku's router gives up on a request after 30 seconds (error H12). Kill a worker stuck
 # longer than that, so it is replaced instead of holding its slot forever.
 timeout = 25
@@ -37,6 +45,34 @@ timeout = 25
 # On shutdown, give requests in flight this long to finish. Heroku sends SIGKILL 30 seconds
 # after SIGTERM, so this must end well before that.
 graceful_timeout = 20
+
+# Code reload, for `make run` (which sets GUNICORN_RELOAD=1), never on a dyno. Each worker
+# checks once a second whether a file it watches has changed, and if so finishes its request
+# and exits; the master starts a fresh one. The socket stays open meanwhile and nginx stays
+# up, so requests wait a moment for the new worker instead of failing. Polling, because
+# gunicorn's inotify engine needs an extra package and Linux.
+# https://docs.gunicorn.org/en/stable/settings.html#reload
+APP_DIR = Path(__file__).resolve().parent.parent
+reload = os.environ.get("GUNICORN_RELOAD") == "1" and "DYNO" not in os.environ
+reload_engine = "poll"
+
+
+def files_to_watch():
+    """Every Python file and template of the app's packages (myproject/ and the apps beside it).
+
+    On its own gunicorn watches the modules a worker has imported, from the first time it
+    sees them; Django imports views on the first request, so an edit right after it would go
+    unseen. Templates are not modules at all, and Django caches them in each worker. Hence
+    this list: patterns for Python files, expanded anew every second, and the template
+    directories that exist when the stack starts.
+    """
+    packages = [init.parent for init in APP_DIR.glob("*/__init__.py")]
+    python_files = [f"{package}/**/*.py" for package in packages]
+    templates = [f"{directory}/**/*" for package in packages for directory in package.glob("**/templates")]
+    return python_files + templates
+
+
+reload_extra_files = files_to_watch() if reload else []
 
 # Logging. gunicorn's own messages go to stderr as logfmt lines, through the formatter
 # Django uses (myproject/logs.py), so every line in `heroku logs` parses the same way.
@@ -81,6 +117,19 @@ def pre_request(worker, req):
     # gunicorn upper-cases header names.
     headers = dict(req.headers)
     logs.request_id.set(headers.get("X-REQUEST-ID", "-"))
+
+
+def post_worker_init(worker):
+    # The settings' warnings (STARTUP_WARNINGS in myproject/settings.py) are logged here, by
+    # the first worker alone: once per start of the web process, rather than once per worker,
+    # again each time a worker restarts, and again for every manage.py command.
+    # Django is imported here, in a worker that has loaded the app, and not at the top: the
+    # master reads this file too, and does not load the app (preload_app is off).
+    if worker.age == 1:
+        from django.conf import settings
+
+        for message in getattr(settings, "STARTUP_WARNINGS", []):
+            logging.getLogger("myproject.settings").warning(message)
 
 
 def post_request(worker, req, environ, resp):

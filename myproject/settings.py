@@ -8,7 +8,6 @@ Settings reference: https://docs.djangoproject.com/en/5.2/ref/settings/
 Deployment checklist: https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 """
 
-import logging
 import os
 from pathlib import Path
 
@@ -35,6 +34,12 @@ def env_bool(name, default):
     return os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
 
 
+# Warnings about how this copy is set up, each one line of plain text. They are logged once
+# per start of the web process, by gunicorn's first worker (post_worker_init in
+# config/gunicorn.conf.py), and not here: every worker and every manage.py command imports
+# this file, and the same warning five times over buries the lines that matter.
+STARTUP_WARNINGS = []
+
 # Signs sessions, password reset links and CSRF tokens, so it must be secret and must not
 # change between restarts (a new key logs everyone out). On Heroku it is required:
 #   heroku config:set DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
@@ -48,9 +53,7 @@ if not SECRET_KEY:
             "DJANGO_SECRET_KEY is not set. Set it once with: heroku config:set "
             "DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\""
         )
-    # A log record rather than a Python warning: under gunicorn it comes out as a logfmt
-    # line like every other line the app prints.
-    logging.getLogger("myproject.settings").warning(
+    STARTUP_WARNINGS.append(
         "DJANGO_SECRET_KEY is not set: using the development key, which is fine on your "
         "machine and must never be used in production."
     )
@@ -160,7 +163,7 @@ if not DATABASE_URL:
         )
     DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
-    logging.getLogger("myproject.settings").warning(
+    STARTUP_WARNINGS.append(
         "DATABASE_URL is a SQLite file: each dyno has its own copy, and it is emptied every time "
         "the dyno restarts (at least once a day). Use Heroku Postgres to keep your data."
     )

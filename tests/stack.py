@@ -98,8 +98,8 @@ class Stack:
         )
         self.wait_until_serving()
 
-    def wait_until_serving(self):
-        deadline = time.monotonic() + STARTUP_TIMEOUT
+    def wait_until_serving(self, timeout=STARTUP_TIMEOUT):
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"start-nginx exited with {self.process.returncode}:\n{self.output()}")
@@ -109,7 +109,7 @@ class Stack:
                 return
             except requests.ConnectionError:
                 time.sleep(0.1)
-        raise AssertionError(f"nothing answered on port {self.port} within {STARTUP_TIMEOUT}s:\n{self.output()}")
+        raise AssertionError(f"nothing answered on port {self.port} within {timeout}s:\n{self.output()}")
 
     def get(self, path, **kwargs):
         return requests.get(self.url + path, timeout=10, **kwargs)

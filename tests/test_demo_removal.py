@@ -1,4 +1,4 @@
-"""The README's one command for deleting the demo app leaves a working project."""
+"""The one command in docs/development.md for deleting the demo app leaves a working project."""
 
 import shutil
 import subprocess
@@ -9,9 +9,9 @@ from tests.stack import REPO
 
 
 def remove_demo_command():
-    """The command exactly as README.md prints it."""
-    readme = (REPO / "README.md").read_text()
-    return next(line for line in readme.splitlines() if line.startswith("rm -r myproject/demo"))
+    """The command exactly as docs/development.md prints it."""
+    guide = (REPO / "docs" / "development.md").read_text()
+    return next(line for line in guide.splitlines() if line.startswith("rm -r myproject/demo"))
 
 
 def test_removing_the_demo_app_leaves_a_project_that_passes_checks(tmp_path):

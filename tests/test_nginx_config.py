@@ -75,8 +75,9 @@ def test_nginx_gives_up_on_gunicorn_before_gunicorn_and_the_router_do():
     # nginx must give up first, so that the client gets its clean 504 (tests/test_faults.py).
     rendered = erb.render(TEMPLATE.read_text(), "config/nginx.conf.erb", {"PORT": "1"})
     nginx_timeout = int(re.search(r"^\s*proxy_read_timeout (\d+)s;", rendered, re.MULTILINE).group(1))
-    gunicorn_config = {}
-    exec((REPO / "config" / "gunicorn.conf.py").read_text(), gunicorn_config)
+    config_file = REPO / "config" / "gunicorn.conf.py"
+    gunicorn_config = {"__file__": str(config_file)}  # as gunicorn loads it
+    exec(config_file.read_text(), gunicorn_config)
 
     assert nginx_timeout < gunicorn_config["timeout"] < 30
 

@@ -1,0 +1,263 @@
+"""`make run`, the loop a developer repeats all day: code reload, .env, one warning.
+
+Each test runs the real `make run` in a copy of the app (so it can edit the copy's code),
+with its own port, socket and readiness file, and the test suite's virtualenv.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.conftest import temporary_runtime_dir
+from tests.logfmt import parse as parse_logfmt
+from tests.stack import REPO, Stack, free_port
+from tests.test_docs import documented_variables
+
+# make run does collectstatic and migrate in a fresh copy before the stack starts.
+MAKE_RUN_TIMEOUT = 90
+
+# Variables that a terminal would not have: those of the make running the tests, of a dyno,
+# and those that decide what these tests check.
+NOT_IN_A_TERMINAL = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "CI", "DYNO", "DATABASE_URL", "DJANGO_SECRET_KEY",
+                     "GUNICORN_RELOAD", "GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY"}
+
+DEVELOPMENT_KEY_WARNING = "DJANGO_SECRET_KEY is not set"
+
+
+class MakeRun(Stack):
+    """`make run` in `app_dir`, stopped and cleaned up like any other stack."""
+
+    def __init__(self, runtime_dir, app_dir, extra_env=None, port=None):
+        """Without `port`, a free port given to make run as PORT, as from the shell."""
+        super().__init__(runtime_dir, app_dir=app_dir)
+        self.env = {name: value for name, value in os.environ.items() if name not in NOT_IN_A_TERMINAL}
+        self.env.update({
+            "NGINX_SOCKET_PATH": str(self.socket_path),
+            "APP_INITIALIZED_PATH": str(runtime_dir / "app-initialized"),
+            **(extra_env or {}),
+        })
+        if port is None:
+            self.env["PORT"] = str(self.port)
+        else:
+            self.port, self.url = port, f"http://127.0.0.1:{port}"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["make", "run"], cwd=self.app_dir, env=self.env, start_new_session=True,
+            stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
+        )
+        self.wait_until_serving(timeout=MAKE_RUN_TIMEOUT)
+
+    def worker_boots(self):
+        return self.output().count("Booting worker with pid")
+
+
+@pytest.fixture
+def app_copy():
+    """A copy of the app that a test may edit, using the test suite's virtualenv."""
+    with temporary_runtime_dir() as path:
+        copy = path / "app"
+        shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".env", "staticfiles", "db.sqlite3", "__pycache__", ".pytest_cache", "nginx.conf"))
+        (copy / ".venv").symlink_to(REPO / ".venv")
+        yield copy
+
+
+@pytest.fixture
+def make_run(app_copy, runtime_dir):
+    """Start `make run` in app_copy: make_run(extra_env). Stopped when the test ends."""
+    started = []
+
+    def start(extra_env=None, port=None):
+        running = MakeRun(runtime_dir, app_copy, extra_env, port)
+        started.append(running)
+        running.start()
+        return running
+
+    yield start
+    for running in started:
+        running.clean_up()
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def wait_for_every_worker_to_answer(stack, text, path="/", timeout=10):
+    """Wait until `text` is in 10 answers in a row (so every worker has it). Return seconds."""
+    start = time.monotonic()
+    in_a_row = 0
+    while in_a_row < 10:
+        assert time.monotonic() - start < timeout, f"{text!r} not served within {timeout}s:\n{stack.output()}"
+        in_a_row = in_a_row + 1 if text in stack.get(path).text else 0
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def wait_until_every_worker_watches(stack, workers, timeout=30):
+    """Wait until every worker has booted and its reloader has had its first look.
+
+    A reloader notes each file's time of change when it first looks, once a second after its
+    worker has loaded the app: an edit made before that look is already the baseline.
+    """
+    deadline = time.monotonic() + timeout
+    while stack.worker_boots() < workers:
+        assert time.monotonic() < deadline, stack.output()
+        time.sleep(0.1)
+    time.sleep(1.5)
+
+
+# --- Reload ---------------------------------------------------------------------------
+
+
+def test_an_edited_view_is_served_without_restarting_the_stack(make_run, app_copy):
+    stack = make_run()
+    # The hard case: every worker has imported the view already, and the edit comes at once.
+    wait_for_every_worker_to_answer(stack, "It works")
+    nginx_before = stack.child_pids()["nginx"]
+    views = app_copy / "myproject" / "demo" / "views.py"
+
+    edit(views, 'return render(request, "demo/home.html")', 'return HttpResponse("edited view")')
+    edit(views, "from django.shortcuts import render", "from django.http import HttpResponse\nfrom django.shortcuts import render")
+    seconds = wait_for_every_worker_to_answer(stack, "edited view")
+
+    print(f"the edited view was served by every worker {seconds:.2f}s after the edit")
+    assert stack.child_pids()["nginx"] == nginx_before
+    assert "Worker reloading" in stack.output()
+
+
+def test_an_edited_template_is_served_without_restarting_the_stack(make_run, app_copy):
+    stack = make_run()
+    wait_until_every_worker_watches(stack, 2)
+    # Every worker has rendered the template, and cached it.
+    wait_for_every_worker_to_answer(stack, "It works")
+
+    edit(app_copy / "myproject" / "demo" / "templates" / "demo" / "home.html", "It works", "It reloads")
+    seconds = wait_for_every_worker_to_answer(stack, "It reloads")
+
+    print(f"the edited template was served by every worker {seconds:.2f}s after the edit")
+
+
+def test_no_request_fails_while_the_workers_restart(make_run, app_copy):
+    stack = make_run()
+    statuses, errors = [], []
+    stop = threading.Event()
+
+    def keep_asking():
+        # Bounded: at most 2,000 requests per thread, and the test stops them in seconds.
+        with requests.Session() as session:
+            for _ in range(2000):
+                if stop.is_set():
+                    return
+                try:
+                    statuses.append(session.get(stack.url + "/", timeout=10).status_code)
+                except requests.RequestException as error:
+                    errors.append(repr(error))
+
+    threads = [threading.Thread(target=keep_asking) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        boots_before = stack.worker_boots()
+        for edit_number in range(3):
+            time.sleep(1.5)
+            edit(app_copy / "myproject" / "demo" / "templates" / "demo" / "home.html", "<h1>", f"<h1>{edit_number}")
+        wait_for_every_worker_to_answer(stack, "<h1>210It works")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    assert stack.worker_boots() > boots_before, "the workers never restarted"
+    assert not errors, errors[:5]
+    assert set(statuses) == {200}, sorted(set(statuses))
+    print(f"{len(statuses)} requests while the workers restarted 3 times, all 200")
+
+
+def test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno():
+    def reload_setting(**env):
+        result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--print-config", "myproject.wsgi"],
+                                cwd=REPO, capture_output=True, text=True,
+                                env={"PATH": os.environ["PATH"], **env})
+        assert result.returncode == 0, result.stderr
+        (line,) = [line for line in result.stdout.splitlines() if line.split(" ")[0] == "reload"]
+        return line.split("=")[1].strip()
+
+    assert reload_setting() == "False"
+    assert reload_setting(GUNICORN_RELOAD="1") == "True"
+    assert reload_setting(GUNICORN_RELOAD="1", DYNO="web.1", DJANGO_SECRET_KEY="a-secret") == "False"
+
+
+# --- One warning ----------------------------------------------------------------------
+
+
+def test_the_development_key_warning_is_one_logfmt_line_per_make_run(make_run, app_copy):
+    stack = make_run({"WEB_CONCURRENCY": "3"})
+    wait_until_every_worker_watches(stack, 3)
+    # Restart every worker once: the warning must not come back with them.
+    boots = stack.worker_boots()
+    (app_copy / "myproject" / "settings.py").touch()
+    deadline = time.monotonic() + 10
+    while stack.worker_boots() < boots + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.worker_boots() == boots + 3, stack.output()
+
+    warnings = [line for line in stack.log_lines() if DEVELOPMENT_KEY_WARNING.encode() in line]
+
+    assert len(warnings) == 1, stack.output()
+    fields = parse_logfmt(warnings[0].decode())
+    assert (fields["level"], fields["logger"]) == ("WARNING", "myproject.settings")
+
+
+def test_no_development_key_warning_with_a_secret_key(make_run):
+    stack = make_run({"DJANGO_SECRET_KEY": "a-real-secret-for-this-test"})
+
+    assert DEVELOPMENT_KEY_WARNING not in stack.output()
+
+
+# --- .env -----------------------------------------------------------------------------
+
+
+def test_make_run_reads_dotenv_and_the_shell_wins(make_run, app_copy):
+    port = free_port()
+    (app_copy / ".env").write_text(
+        "# Settings for this machine\n"
+        f"PORT={port}\n"
+        # Read wrongly, the quotes or the comment would end up in the host names.
+        'DJANGO_ALLOWED_HOSTS="dotenv.test, 127.0.0.1"  # quoted, and a comment after it\n'
+        "DJANGO_SECRET_KEY='single quoted'\n"
+        "\n"
+        "WEB_CONCURRENCY=3\n"
+    )
+
+    stack = make_run({"WEB_CONCURRENCY": "1"}, port=port)
+
+    assert stack.get("/", headers={"Host": "dotenv.test"}).status_code == 200
+    assert stack.get("/", headers={"Host": "elsewhere.test"}).status_code == 400
+    assert DEVELOPMENT_KEY_WARNING not in stack.output()
+    assert stack.worker_boots() == 1  # the shell's WEB_CONCURRENCY, not .env's
+
+
+def test_dotenv_example_names_only_documented_variables():
+    example = (REPO / ".env.example").read_text()
+    settings = set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+
+    assert settings >= {"PORT", "DJANGO_DEBUG", "DJANGO_SECRET_KEY", "DATABASE_URL"}
+    assert settings <= documented_variables()
+
+
+def test_dotenv_is_ignored_by_git_and_its_example_is_not():
+    def ignored(path):
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0
+
+    assert ignored(".env")
+    assert not ignored(".env.example")
