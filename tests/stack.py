@@ -91,8 +91,9 @@ def start_time(pid):
 class Stack:
     """One running copy of the web process, started the way the Procfile starts it."""
 
-    def __init__(self, tmp_path, *, app_dir=REPO, extra_env=None):
+    def __init__(self, tmp_path, *, app_dir=REPO, extra_env=None, command=WEB_COMMAND):
         self.app_dir = app_dir
+        self.command = command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket_path = tmp_path / "nginx.socket"
@@ -130,7 +131,7 @@ class Stack:
         # Append mode, as on the pipe Heroku reads: nginx opens /dev/stdout anew, and without
         # it gunicorn's writes would land over nginx's lines instead of after them.
         self.process = subprocess.Popen(
-            WEB_COMMAND, cwd=self.app_dir, env=self.env, start_new_session=True,
+            self.command, cwd=self.app_dir, env=self.env, start_new_session=True,
             stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
         self.wait_until_serving()
@@ -252,7 +253,7 @@ class Stack:
         while self.process.poll() is None:
             self.record_processes()
             if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(WEB_COMMAND, timeout)
+                raise subprocess.TimeoutExpired(self.command, timeout)
             time.sleep(0.05)
         return self.process.returncode
 
