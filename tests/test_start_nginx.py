@@ -327,9 +327,19 @@ def test_nginx_that_ignores_the_shim_is_warned_about(start_stack, runtime_dir):
     stack = start_stack({"NGINX_BIN": str(launcher)})
 
     assert "sigterm_as_sigquit.so" not in Path(f"/proc/{stack.child_pids()['nginx']}/maps").read_text()
-    warnings = [parse_logfmt(line) for line in stack.stdout_lines() if "at=warning" in line]
+    # The wrapper gives nginx a second to load the shim before it warns; nginx may have
+    # served (and start_stack returned) before that second is over.
+    warnings = wait_for_warnings(stack)
     assert [line["reason"] for line in warnings] == ["sigterm-shim-not-loaded"]
     assert "nginx will cut the requests in flight" in warnings[0]["msg"]
+
+
+def wait_for_warnings(stack, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not (warnings := [parse_logfmt(line) for line in stack.stdout_lines() if "at=warning" in line]):
+        assert time.monotonic() < deadline, f"no warning:\n{stack.output()}"
+        time.sleep(0.05)
+    return warnings
 
 
 def test_progress_lines_stay_logfmt_whatever_the_command_line_holds(app_dir, runtime_dir):
