@@ -1,4 +1,9 @@
-"""Fixtures that start the real stack; the Stack class itself is in tests/stack.py."""
+"""Fixtures that start the real stack; the Stack class itself is in tests/stack.py.
+
+Every stack a test starts goes through running_stack(): built (static files collected, the
+database migrated), started, and at the end stopped the way `heroku local` stops it, checked
+to have left no process behind, workers included, and cleaned up whatever happened.
+"""
 
 import contextlib
 import shutil
@@ -7,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import PRODUCTION_ENV, Stack
+from tests.stack import PRODUCTION_ENV, REPO, Stack
 
 
 @contextlib.contextmanager
@@ -27,13 +32,20 @@ def temporary_runtime_dir():
 
 
 @contextlib.contextmanager
-def running_stack(runtime_dir, extra_env=None):
-    """A started stack with a migrated database and collected static files, always cleaned up."""
-    stack = Stack(runtime_dir, extra_env=extra_env)
-    stack.prepare()
+def running_stack(runtime_dir, *, app_dir=REPO, extra_env=None, migrate=True):
+    """A started stack, always cleaned up; stopped and checked when the block ends.
+
+    app_dir is the app to run: this repository, or a copy of it (copy_of_repository() in
+    tests/stack.py) that a test changes first. runtime_dir holds the stack's socket, logs and
+    database. The check (Stack.stop_and_check) fails the test if the stack does not stop
+    cleanly or leaves any process running.
+    """
+    stack = Stack(runtime_dir, app_dir=app_dir, extra_env=extra_env)
     try:
+        stack.prepare(migrate=migrate)
         stack.start()
         yield stack
+        stack.stop_and_check()
     finally:
         stack.clean_up()
 
@@ -58,23 +70,24 @@ def production_stack():
     nginx gives up on gunicorn after 5 s instead of 20 s, so that the timeout test is quick.
     """
     env = {**PRODUCTION_ENV, "NGINX_PROXY_READ_TIMEOUT": "5s"}
-    with temporary_runtime_dir() as path, running_stack(path, env) as running:
+    with temporary_runtime_dir() as path, running_stack(path, extra_env=env) as running:
         yield running
 
 
 @pytest.fixture
 def start_stack(runtime_dir):
-    """Start a stack set up differently from `stack`: start_stack(extra_env, migrate=False).
-    Once per test, since the stack lives in runtime_dir."""
-    started = []
+    """Start a stack set up differently from `stack`:
 
-    def start(extra_env=None, migrate=True):
-        running = Stack(runtime_dir, extra_env=extra_env)
-        started.append(running)
-        running.prepare(migrate=migrate)
-        running.start()
-        return running
+        start_stack({"GUNICORN_ACCESS_LOG": "1"}, migrate=False)
+        start_stack(app_dir=copy_of_repository(runtime_dir / "app"))
 
-    yield start
-    for running in started:
-        running.clean_up()
+    Each one gets a directory of its own in runtime_dir, so a test may start several.
+    """
+    with contextlib.ExitStack() as stacks:
+        def start(extra_env=None, migrate=True, *, app_dir=REPO):
+            directory = Path(tempfile.mkdtemp(prefix="stack-", dir=runtime_dir))
+            directory.chmod(0o755)
+            return stacks.enter_context(running_stack(directory, app_dir=app_dir, extra_env=extra_env,
+                                                      migrate=migrate))
+
+        yield start

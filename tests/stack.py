@@ -2,12 +2,15 @@
 
 Each stack gets a free port and its own socket, readiness file, nginx scratch directory and
 SQLite database in a fresh temporary directory, so tests never collide with `make run` or
-each other, and every process a test started is stopped when it ends.
+each other. Every process the stack starts, workers included, is recorded while it runs, so
+that a test can check that none of them outlives the stack (tests/conftest.py does it after
+every test that stops the stack).
 """
 
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +46,23 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def system_nginx():
+    """The nginx installed on this machine (Debian puts it in /usr/sbin, often not on PATH)."""
+    return shutil.which("nginx", path=f"{os.environ['PATH']}{os.pathsep}/usr/sbin")
+
+
+def copy_of_repository(destination):
+    """Copy the repository to `destination` as a fresh clone has it, and return the path.
+
+    A clone has nothing that .gitignore lists (the virtualenv, staticfiles, the database, the
+    rendered config, the built shim), so neither has the copy: each test builds what it needs.
+    """
+    ignored = [Path(line.rstrip("/")).name for line in (REPO / ".gitignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    shutil.copytree(REPO, destination, ignore=shutil.ignore_patterns(".git", *ignored))
+    return destination
+
+
 def children_of(pid):
     """Direct child processes of `pid`, forked by any of its threads."""
     found = []
@@ -50,6 +70,22 @@ def children_of(pid):
         with contextlib.suppress(OSError):
             found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def start_time(pid):
+    """When `pid` started (in clock ticks since boot), or None if it is not running.
+
+    A pid and its start time name one process: a new process that is given a recycled pid
+    has a later start time. A zombie has finished running, and counts as gone.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command (field 2) is in parentheses and may hold spaces; field 3 (state) follows it.
+    fields = stat.rpartition(")")[2].split()
+    state, started = fields[0], int(fields[19])  # fields 3 and 22
+    return None if state in "ZX" else started
 
 
 class Stack:
@@ -81,6 +117,8 @@ class Stack:
         }
         (tmp_path / "nginx").mkdir()
         self.process = None
+        # Every process seen in this stack's tree: pid -> start time (see start_time()).
+        self.seen_processes = {}
 
     def prepare(self, migrate=True):
         """What Heroku's build and release phase do: collect static files and migrate."""
@@ -97,6 +135,7 @@ class Stack:
             stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
         self.wait_until_serving()
+        self.wait_for_workers()
 
     def wait_until_serving(self, timeout=STARTUP_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -110,6 +149,19 @@ class Stack:
             except requests.ConnectionError:
                 time.sleep(0.1)
         raise AssertionError(f"nothing answered on port {self.port} within {timeout}s:\n{self.output()}")
+
+    def wait_for_workers(self):
+        """Wait until gunicorn and nginx have started all their workers, and record them."""
+        pids = self.child_pids()
+        expected = {pids.get("app"): int(self.env["WEB_CONCURRENCY"]),
+                    pids.get("nginx"): int(self.env.get("NGINX_WORKERS", 2))}
+        expected.pop(None, None)  # the nginx buildpack's script prints no pids
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while any(len(children_of(pid)) < count for pid, count in expected.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"workers missing after {STARTUP_TIMEOUT}s:\n{self.output()}")
+            time.sleep(0.05)
+        self.record_processes()
 
     def get(self, path, **kwargs):
         return requests.get(self.url + path, timeout=10, **kwargs)
@@ -156,16 +208,68 @@ class Stack:
         return pids
 
     def process_tree(self):
-        """Every PID of this stack: the wrapper, nginx and gunicorn, and their workers."""
-        pids = [self.process.pid, *self.child_pids().values()]
-        for pid in list(pids[1:]):
+        """Every PID of this stack now: the wrapper, nginx and gunicorn, and their workers."""
+        pids = [self.process.pid]
+        for pid in pids:  # grows as it goes: children, then their children
             pids += children_of(pid)
         return pids
 
+    def record_processes(self):
+        """Note every process running in the stack now, so that leftover_processes() knows it."""
+        for pid in self.process_tree():
+            started = start_time(pid)
+            if started is not None:
+                self.seen_processes.setdefault(pid, started)
+
+    def leftover_processes(self, wait=2):
+        """The recorded processes still running, after giving them `wait` seconds to go.
+
+        Only processes with their recorded start time count, so a recycled pid is not one.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            left = [pid for pid, started in self.seen_processes.items() if start_time(pid) == started]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.05)
+
     def stop(self):
         """SIGTERM the wrapper, as `heroku local` would, and return its exit status."""
+        self.record_processes()
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(SHUTDOWN_TIMEOUT)
+        return self.wait_for_exit()
+
+    def signal_every_process(self, signum):
+        """What Heroku does when it stops a dyno: the same signal to every process at once."""
+        self.record_processes()
+        for pid in self.process_tree():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def wait_for_exit(self, timeout=SHUTDOWN_TIMEOUT):
+        """Wait for the wrapper to exit and return its status, recording the processes of the
+        stack meanwhile: gunicorn starts fresh workers while it stops (config/gunicorn.conf.py)."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            self.record_processes()
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.command, timeout)
+            time.sleep(0.05)
+        return self.process.returncode
+
+    def stop_and_check(self):
+        """Stop the stack gracefully unless the test did, then check that it left nothing.
+
+        A stack that stopped cleanly (exit status 0) must leave no process behind. After one
+        that crashed or was killed on purpose, only clean_up() runs: such a test checks what
+        is left itself.
+        """
+        if self.process.poll() is None:
+            status = self.stop()
+            assert status == 0, f"start-nginx exited with {status} when stopped:\n{self.output()}"
+        if self.process.returncode == 0:
+            left = self.leftover_processes()
+            assert not left, f"still running after the stack stopped: {left}\n{self.output()}"
 
     def clean_up(self):
         """Make sure nothing this stack started outlives the test."""
@@ -177,3 +281,6 @@ class Stack:
         for pid in self.child_pids().values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+        for pid in self.leftover_processes(wait=0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -1,11 +1,9 @@
 """The one command in docs/development.md for deleting the demo app leaves a working project."""
 
-import shutil
 import subprocess
 import sys
 
-from tests.stack import REPO
-
+from tests.stack import REPO, copy_of_repository
 
 
 def remove_demo_command():
@@ -15,8 +13,7 @@ def remove_demo_command():
 
 
 def test_removing_the_demo_app_leaves_a_project_that_passes_checks(tmp_path):
-    project = tmp_path / "project"
-    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns(".venv", ".git", "staticfiles", "db.sqlite3"))
+    project = copy_of_repository(tmp_path / "project")
 
     subprocess.run(remove_demo_command(), shell=True, cwd=project, check=True)
 

@@ -2,6 +2,7 @@
 than the timeout, and a database that is unreachable at boot or goes away mid-run. Each must
 end in a clean answer and a clear log, and the stack must recover by itself."""
 
+import contextlib
 import os
 import re
 import signal
@@ -17,12 +18,14 @@ import psycopg
 import pytest
 import requests
 
-from tests.stack import REPO, Stack, free_port
+from tests.stack import REPO, free_port
 from tests.tcp_proxy import TcpProxy
 
 AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
 # Generous bounds that only catch a hang; nothing here should take more than a few seconds.
 ANSWER_TIMEOUT = 20
+# How long Django waits for PostgreSQL to answer (connect_timeout in myproject/settings.py).
+DATABASE_CONNECT_TIMEOUT = 5
 
 
 def get(stack, path):
@@ -119,18 +122,40 @@ def test_the_release_phase_fails_clearly_when_the_database_is_unreachable():
     assert f'connection to server at "127.0.0.1", port {closed_port} failed: Connection refused' in result.stderr
 
 
-def test_the_release_phase_gives_up_on_a_database_that_never_answers():
-    # A socket that is listened on but never accepted: the kernel completes the TCP handshake
-    # and then nothing more, like a server behind a firewall that drops packets.
+@contextlib.contextmanager
+def silent_database_url():
+    """A PostgreSQL URL for a server that never answers. Its socket is listened on but never
+    accepted from: the kernel completes the TCP handshake and then nothing more, like a
+    server behind a firewall that drops packets."""
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        env = {"PATH": os.environ["PATH"],
-               "DATABASE_URL": f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/app"}
+        yield f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/app"
 
-        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=ANSWER_TIMEOUT)
+
+def test_the_release_phase_gives_up_on_a_database_that_never_answers():
+    with silent_database_url() as url:
+        started = time.monotonic()
+        # Twice the timeout leaves time for Python and Django to start, not for a timeout of 10 s.
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO,
+                                env={"PATH": os.environ["PATH"], "DATABASE_URL": url},
+                                capture_output=True, text=True, timeout=2 * DATABASE_CONNECT_TIMEOUT)
+        waited = time.monotonic() - started
 
     assert result.returncode != 0
     assert "timeout expired" in result.stderr
+    assert waited >= DATABASE_CONNECT_TIMEOUT, "it gave up before the timeout, so for another reason"
+
+
+def test_a_request_gives_up_on_a_database_that_never_answers(start_stack):
+    # nginx would answer 504 after 10 s: a 500 before that is Django giving up on its own.
+    with silent_database_url() as url:
+        stack = start_stack({"DATABASE_URL": url, "NGINX_PROXY_READ_TIMEOUT": "10s"}, migrate=False)
+        started = time.monotonic()
+        status = visits_status(stack)
+        waited = time.monotonic() - started
+
+    assert status == 500
+    assert "timeout expired" in stack.output()
+    assert waited >= DATABASE_CONNECT_TIMEOUT, "it gave up before the timeout, so for another reason"
 
 
 @pytest.fixture
@@ -167,17 +192,17 @@ def postgres_server():
 
 
 @pytest.fixture
-def database_behind_proxy(postgres_database, runtime_dir):
-    """A stack (migrated, not started) whose database is reached through a TcpProxy."""
+def database_behind_proxy(postgres_database):
+    """A migrated PostgreSQL database and a TcpProxy to it; yields (proxy, its DATABASE_URL)."""
+    credentials = postgres_database["user"] + (f":{postgres_database['password']}" if postgres_database["password"] else "")
+    address = f"{postgres_database['host']}:{postgres_database['port']}/{postgres_database['dbname']}"
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=REPO, check=True,
+                   env={**os.environ, "DATABASE_URL": f"postgres://{credentials}@{address}"})
     proxy = TcpProxy((postgres_database["host"], postgres_database["port"]))
     proxy.restore()
-    credentials = postgres_database["user"] + (f":{postgres_database['password']}" if postgres_database["password"] else "")
-    stack = Stack(runtime_dir, extra_env={"DATABASE_URL": f"postgres://{credentials}@127.0.0.1:{proxy.port}/{postgres_database['dbname']}"})
-    stack.prepare()
     try:
-        yield stack, proxy
+        yield proxy, f"postgres://{credentials}@127.0.0.1:{proxy.port}/{postgres_database['dbname']}"
     finally:
-        stack.clean_up()
         proxy.cut()
 
 
@@ -185,11 +210,11 @@ def visits_status(stack):
     return requests.get(stack.url + "/visits/", timeout=ANSWER_TIMEOUT).status_code
 
 
-def test_database_unreachable_at_boot_gives_500s_with_a_clear_log_then_recovers(database_behind_proxy):
-    stack, proxy = database_behind_proxy
+def test_database_unreachable_at_boot_gives_500s_with_a_clear_log_then_recovers(database_behind_proxy, start_stack):
+    proxy, url = database_behind_proxy
     proxy.cut()
 
-    stack.start()
+    stack = start_stack({"DATABASE_URL": url}, migrate=False)
     assert requests.get(stack.url + "/", timeout=ANSWER_TIMEOUT).status_code == 200  # needs no database
     assert visits_status(stack) == 500
     assert "OperationalError" in stack.output() and "Connection refused" in stack.output()
@@ -198,9 +223,9 @@ def test_database_unreachable_at_boot_gives_500s_with_a_clear_log_then_recovers(
     assert visits_status(stack) == 200
 
 
-def test_database_lost_mid_run_gives_500s_then_recovers_when_it_is_back(database_behind_proxy):
-    stack, proxy = database_behind_proxy
-    stack.start()
+def test_database_lost_mid_run_gives_500s_then_recovers_when_it_is_back(database_behind_proxy, start_stack):
+    proxy, url = database_behind_proxy
+    stack = start_stack({"DATABASE_URL": url}, migrate=False)
     assert visits_status(stack) == 200
 
     proxy.cut()  # also drops the connections Django keeps open between requests

@@ -11,12 +11,12 @@ side.
 
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
-import requests
 
-from tests.stack import REPO, Stack
+from tests.stack import REPO, copy_of_repository, system_nginx
 
 BUILDPACK_START_SCRIPT = r"""#!/usr/bin/env bash
 # Stand-in for the nginx buildpack's bin/start-nginx (see tests/test_heroku_build.py).
@@ -33,8 +33,7 @@ exit 1
 
 
 def nginx_buildpack_compile(build_dir):
-    nginx = shutil.which("nginx", path=f"{os.environ['PATH']}:/usr/sbin")
-    shutil.copy(nginx, build_dir / "bin" / "nginx")
+    shutil.copy(system_nginx(), build_dir / "bin" / "nginx")
     start_script = build_dir / "bin" / "start-nginx"
     start_script.write_text(BUILDPACK_START_SCRIPT)
     start_script.chmod(0o755)
@@ -48,21 +47,14 @@ def python_buildpack_post_compile(build_dir):
 @pytest.fixture
 def build_dir(runtime_dir):
     """A fresh checkout of the app, as Heroku's build starts from."""
-    path = runtime_dir / "build"
-    shutil.copytree(REPO, path, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "staticfiles", "db.sqlite3", "nginx.conf", "*.so", "__pycache__"))
-    return path
+    return copy_of_repository(runtime_dir / "build")
 
 
-def boot(runtime_dir, build_dir, **env):
-    stack = Stack(runtime_dir, app_dir=build_dir)
-    stack.prepare()
-    stack.env.update(env)
-    stack.start()
-    return stack
+# What a dyno has: DYNO set, and with it the production settings and a secret key.
+DYNO_ENV = {"DYNO": "web.1", "DJANGO_SECRET_KEY": "x"}
 
 
-def test_buildpacks_nginx_then_python_run_this_apps_start_script(runtime_dir, build_dir):
+def test_buildpacks_nginx_then_python_run_this_apps_start_script(start_stack, build_dir):
     nginx_buildpack_compile(build_dir)
 
     build_output = python_buildpack_post_compile(build_dir)
@@ -70,20 +62,17 @@ def test_buildpacks_nginx_then_python_run_this_apps_start_script(runtime_dir, bu
     assert (build_dir / "bin" / "start-nginx").read_bytes() == (REPO / "bin" / "start-nginx").read_bytes()
     assert (build_dir / "bin" / "sigterm_as_sigquit.so").is_file()
     assert "bin/nginx is missing" not in build_output
-    stack = boot(runtime_dir, build_dir, DYNO="web.1", DJANGO_SECRET_KEY="x")
-    try:
-        response = stack.get("/", headers={"X-Forwarded-Proto": "https"})
-        assert response.status_code == 200
-        output = stack.output()
-        assert f"cmd=\"{build_dir}/bin/nginx -p" in output, "nginx should be the buildpack's bin/nginx"
-        # The one warning expected: this dyno's database is the stack's SQLite file.
-        warnings = [line for line in output.splitlines() if "warning" in line.lower()]
-        assert all("DATABASE_URL is a SQLite file" in line for line in warnings), warnings
-    finally:
-        stack.clean_up()
+    stack = start_stack(DYNO_ENV, app_dir=build_dir)
+    response = stack.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    output = stack.output()
+    assert f"cmd=\"{build_dir}/bin/nginx -p" in output, "nginx should be the buildpack's bin/nginx"
+    # The one warning expected: this dyno's database is the stack's SQLite file.
+    warnings = [line for line in output.splitlines() if "warning" in line.lower()]
+    assert all("DATABASE_URL is a SQLite file" in line for line in warnings), warnings
 
 
-def test_buildpacks_in_the_other_order_still_serve_and_say_what_is_lost(runtime_dir, build_dir):
+def test_buildpacks_in_the_other_order_still_serve_and_say_what_is_lost(start_stack, build_dir):
     if not shutil.which("erb"):
         if os.environ.get("CI"):
             pytest.fail("Ruby's erb is required in CI")
@@ -93,9 +82,11 @@ def test_buildpacks_in_the_other_order_still_serve_and_say_what_is_lost(runtime_
     nginx_buildpack_compile(build_dir)
 
     assert "bin/nginx is missing: the nginx buildpack has not run before the Python one" in build_output
-    stack = boot(runtime_dir, build_dir, DYNO="web.1", DJANGO_SECRET_KEY="x")
-    try:
-        assert stack.get("/", headers={"X-Forwarded-Proto": "https"}).status_code == 200
-        assert "bin/start-nginx is the nginx buildpack's, not this app's" in stack.output()
-    finally:
-        stack.clean_up()
+    stack = start_stack(DYNO_ENV, app_dir=build_dir)
+    assert stack.get("/", headers={"X-Forwarded-Proto": "https"}).status_code == 200
+    assert "bin/start-nginx is the nginx buildpack's, not this app's" in stack.output()
+    # Stopped as Heroku stops a dyno: the buildpack's script has no SIGTERM handler of its
+    # own, so it dies of it, and must leave nothing behind all the same.
+    stack.signal_every_process(signal.SIGTERM)
+    assert stack.wait_for_exit() == -signal.SIGTERM
+    assert stack.leftover_processes() == []

@@ -12,18 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import REPO, Stack, free_port, parse_logfmt
+from tests.stack import copy_of_repository, free_port, parse_logfmt, start_time, system_nginx
 
 PYTHON = sys.executable
+# How long a process the kernel was told to kill may take to disappear.
+MOMENT = 0.5
 
 
 @pytest.fixture
 def app_dir(runtime_dir):
-    """A copy of the parts start-nginx uses (bin/ and config/), safe to edit."""
-    copy = runtime_dir / "app"
-    for part in ("bin", "config"):
-        shutil.copytree(REPO / part, copy / part, ignore=shutil.ignore_patterns("nginx.conf"))
-    return copy
+    """A copy of the app, safe to edit."""
+    return copy_of_repository(runtime_dir / "app")
 
 
 def wrapper_env(runtime_dir, **overrides):
@@ -134,7 +133,21 @@ def test_app_that_never_becomes_ready_is_given_up_on_with_advice(app_dir, runtim
     result = run_wrapper(app_dir, env, PYTHON, "-c", "import time; time.sleep(60)")
 
     assert result.returncode == 3
-    assert any(line.get("reason") == "app-not-ready" and "when_ready" in line["msg"] for line in progress(result))
+    (error,) = [line for line in progress(result) if line.get("reason") == "app-not-ready"]
+    assert "when_ready" in error["msg"]
+    assert float(error["timeout"]) == 1, "the line should say how long the wrapper waited"
+
+
+def test_app_ready_timeout_is_45_seconds_when_not_set(app_dir, runtime_dir):
+    # Waiting the whole 45 s would slow every run of the suite by as much. The test above
+    # shows that the wrapper waits for, and prints, whatever APP_READY_TIMEOUT holds; this
+    # one reads what it holds when the variable is not set, as the wrapper itself reads it.
+    env = wrapper_env(runtime_dir, APP_READY_TIMEOUT=None)
+
+    result = subprocess.run([PYTHON, "-c", "import start_nginx; print(start_nginx.APP_READY_TIMEOUT)"],
+                            cwd=app_dir / "bin", env=env, capture_output=True, text=True, check=True)
+
+    assert float(result.stdout) == 45
 
 
 def test_stale_readiness_file_is_removed_before_start(app_dir, runtime_dir):
@@ -170,17 +183,38 @@ def wait_for_progress(wrapper, at):
     raise AssertionError(f"the wrapper exited before at={at}: {lines}")
 
 
+def kill_one(stack, victim):
+    """SIGKILL nginx's or gunicorn's master, noting every process of the stack first."""
+    stack.record_processes()
+    os.kill(stack.child_pids()[victim], signal.SIGKILL)
+    return time.monotonic()
+
+
 @pytest.mark.parametrize("victim, survivor", [("app", "nginx"), ("nginx", "app")])
-def test_when_one_process_exits_the_other_is_stopped_and_the_wrapper_says_which(stack, victim, survivor):
-    pids = stack.child_pids()
+def test_when_one_process_exits_the_other_is_stopped_within_a_second_and_named(stack, victim, survivor):
+    survivor_pid = stack.child_pids()[survivor]
 
-    os.kill(pids[victim], signal.SIGKILL)
+    killed_at = kill_one(stack, victim)
 
-    assert stack.process.wait(10) == 1
+    assert stack.wait_for_exit(10) == 1
+    # The wrapper exits only once the survivor has stopped (its at=stopped line below).
+    assert time.monotonic() - killed_at < 1, "the README says: stops the other within a second"
+    assert start_time(survivor_pid) is None
     lines = [parse_logfmt(line) for line in stack.stdout_lines() if line.startswith("wrapper=")]
     exit_line = next(line for line in lines if line["at"] == "exit")
     assert {"process": victim, "signal": "SIGKILL"}.items() <= exit_line.items()
     assert {"at": "stopped", "process": survivor}.items() <= lines[-1].items()
+
+
+@pytest.mark.parametrize("victim", ["app", "nginx"])
+def test_when_one_process_exits_no_process_of_the_stack_is_left(stack, victim):
+    kill_one(stack, victim)
+
+    assert stack.wait_for_exit(10) == 1
+    # Workers included, and by the time the wrapper has exited (the moment it takes the
+    # kernel to end a killed process aside): nginx's would otherwise go on answering on
+    # $PORT, gunicorn's on holding the socket, with no master to supervise them.
+    assert stack.leftover_processes(wait=MOMENT) == []
 
 
 def test_app_command_that_does_not_exist_is_a_clear_error(app_dir, runtime_dir):
@@ -240,20 +274,15 @@ def test_check_reports_nginx_own_error(app_dir, runtime_dir):
     assert 'invalid value "maybe"' in result.stderr
 
 
-def test_log_paths_can_be_moved_to_files(runtime_dir):
+def test_log_paths_can_be_moved_to_files(start_stack, runtime_dir):
     access_log = runtime_dir / "access.log"
     error_log = runtime_dir / "error.log"
-    stack = Stack(runtime_dir, extra_env={"NGINX_ACCESS_LOG_PATH": str(access_log),
-                                          "NGINX_ERROR_LOG_PATH": str(error_log)})
-    stack.prepare()
-    try:
-        stack.start()
-        stack.get("/", headers={"X-Request-ID": "to-the-file-0123456789"})
-        # nginx writes the line just after the response's last byte: stop it gracefully,
-        # which lets it finish, rather than killing it as clean_up does.
-        assert stack.stop() == 0
-    finally:
-        stack.clean_up()
+    stack = start_stack({"NGINX_ACCESS_LOG_PATH": str(access_log), "NGINX_ERROR_LOG_PATH": str(error_log)})
+
+    stack.get("/", headers={"X-Request-ID": "to-the-file-0123456789"})
+    # nginx writes the line just after the response's last byte: stop it gracefully, which
+    # lets it finish, before reading the file.
+    assert stack.stop() == 0
 
     assert "to-the-file-0123456789" in access_log.read_text()
     assert "to-the-file-0123456789" not in stack.output()
@@ -270,6 +299,46 @@ def test_sigterm_shim_is_loaded_into_nginx_and_never_into_gunicorn(stack):
     assert "sigterm_as_sigquit.so" not in app_maps
     assert b"LD_PRELOAD" not in app_environ
     assert b"NGINX_GRACEFUL_SIGTERM=1" in app_environ
+
+
+# A stand-in for a statically linked nginx, which the dynamic loader never sees, so it ignores
+# LD_PRELOAD: a static launcher that drops LD_PRELOAD and becomes the real nginx (exec keeps
+# the pid, which is the process the wrapper watches). A shell script would not do: the shell
+# itself loads the shim before it gets to exec.
+STATIC_NGINX_LAUNCHER = r"""
+#include <stdlib.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    unsetenv("LD_PRELOAD");
+    execv(NGINX, argv);
+    return 127;
+}
+"""
+
+
+def test_nginx_that_ignores_the_shim_is_warned_about(start_stack, runtime_dir):
+    source = runtime_dir / "static_nginx.c"
+    source.write_text(STATIC_NGINX_LAUNCHER)
+    launcher = runtime_dir / "static-nginx"
+    subprocess.run(["cc", "-static", f'-DNGINX="{system_nginx()}"', "-o", str(launcher), str(source)], check=True)
+
+    stack = start_stack({"NGINX_BIN": str(launcher)})
+
+    assert "sigterm_as_sigquit.so" not in Path(f"/proc/{stack.child_pids()['nginx']}/maps").read_text()
+    # The wrapper gives nginx a second to load the shim before it warns; nginx may have
+    # served (and start_stack returned) before that second is over.
+    warnings = wait_for_warnings(stack)
+    assert [line["reason"] for line in warnings] == ["sigterm-shim-not-loaded"]
+    assert "nginx will cut the requests in flight" in warnings[0]["msg"]
+
+
+def wait_for_warnings(stack, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not (warnings := [parse_logfmt(line) for line in stack.stdout_lines() if "at=warning" in line]):
+        assert time.monotonic() < deadline, f"no warning:\n{stack.output()}"
+        time.sleep(0.05)
+    return warnings
 
 
 def test_progress_lines_stay_logfmt_whatever_the_command_line_holds(app_dir, runtime_dir):
