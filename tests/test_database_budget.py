@@ -159,7 +159,7 @@ def test_several_dynos_over_the_connection_limit_answer_200_or_503_never_500_and
         limited_database_url):
     env = {"DATABASE_URL": limited_database_url, "WEB_CONCURRENCY": str(WORKERS_PER_STACK)}
     with contextlib.ExitStack() as cleanup:
-        stacks = [cleanup.enter_context(running_stack(cleanup.enter_context(temporary_runtime_dir()), env))
+        stacks = [cleanup.enter_context(running_stack(cleanup.enter_context(temporary_runtime_dir()), extra_env=env))
                   for _ in range(STACKS)]
 
         responses = load_all(stacks)
