@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import PRODUCTION_ENV, REPO, Stack
+from tests.stack import PRODUCTION_ENV, REPO, WEB_COMMAND, Stack
 
 
 @contextlib.contextmanager
@@ -32,22 +32,31 @@ def temporary_runtime_dir():
 
 
 @contextlib.contextmanager
-def running_stack(runtime_dir, *, app_dir=REPO, extra_env=None, migrate=True):
-    """A started stack, always cleaned up; stopped and checked when the block ends.
+def running(stack, *, migrate=True, stdout=None):
+    """Build and start `stack`, always clean it up; stop and check it when the block ends.
 
-    app_dir is the app to run: this repository, or a copy of it (copy_of_repository() in
-    tests/stack.py) that a test changes first. runtime_dir holds the stack's socket, logs and
-    database. The check (Stack.stop_and_check) fails the test if the stack does not stop
-    cleanly or leaves any process running.
+    The check (Stack.stop_and_check) fails the test if the stack does not stop cleanly or
+    leaves any process running. stdout is where the web process prints (a file in the stack's
+    directory unless given: a socket or a pipe, say).
     """
-    stack = Stack(runtime_dir, app_dir=app_dir, extra_env=extra_env)
     try:
         stack.prepare(migrate=migrate)
-        stack.start()
+        stack.start(stdout=stdout)
         yield stack
         stack.stop_and_check()
     finally:
         stack.clean_up()
+
+
+def running_stack(runtime_dir, *, app_dir=REPO, extra_env=None, migrate=True, command=WEB_COMMAND, stdout=None):
+    """A started stack, as running() starts it.
+
+    app_dir is the app to run: this repository, or a copy of it (copy_of_repository() in
+    tests/stack.py) that a test changes first. runtime_dir holds the stack's socket, logs and
+    database. command is the web process (the Procfile's, unless a test needs another).
+    """
+    stack = Stack(runtime_dir, app_dir=app_dir, extra_env=extra_env, command=command)
+    return running(stack, migrate=migrate, stdout=stdout)
 
 
 @pytest.fixture
@@ -80,14 +89,15 @@ def start_stack(runtime_dir):
 
         start_stack({"GUNICORN_ACCESS_LOG": "1"}, migrate=False)
         start_stack(app_dir=copy_of_repository(runtime_dir / "app"))
+        start_stack(command=["bin/start-nginx", "-f", "sh", "-c", "..."], stdout=a_socket)
 
     Each one gets a directory of its own in runtime_dir, so a test may start several.
     """
     with contextlib.ExitStack() as stacks:
-        def start(extra_env=None, migrate=True, *, app_dir=REPO):
+        def start(extra_env=None, migrate=True, *, app_dir=REPO, command=WEB_COMMAND, stdout=None):
             directory = Path(tempfile.mkdtemp(prefix="stack-", dir=runtime_dir))
             directory.chmod(0o755)
             return stacks.enter_context(running_stack(directory, app_dir=app_dir, extra_env=extra_env,
-                                                      migrate=migrate))
+                                                      migrate=migrate, command=command, stdout=stdout))
 
         yield start

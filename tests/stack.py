@@ -127,12 +127,13 @@ class Stack:
             subprocess.run([sys.executable, "manage.py", *command, "--verbosity", "0"],
                            cwd=self.app_dir, env=self.env, check=True)
 
-    def start(self):
-        # Append mode, as on the pipe Heroku reads: nginx opens /dev/stdout anew, and without
-        # it gunicorn's writes would land over nginx's lines instead of after them.
+    def start(self, stdout=None):
+        """Start the web process, printing to stdout (by default this stack's stdout.log)."""
+        # Append mode, so that a stack started again adds to what it printed before.
+        self.stdout_path.touch()
         self.process = subprocess.Popen(
             self.command, cwd=self.app_dir, env=self.env, start_new_session=True,
-            stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
+            stdout=stdout or self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
         self.wait_until_serving()
         self.wait_for_workers()

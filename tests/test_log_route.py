@@ -6,7 +6,6 @@ is a socket (`heroku local`) or a file or pipe the app's user may not open by na
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -17,18 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.logfmt import parse
-from tests.stack import REPO, WEB_COMMAND, Stack
+from tests.conftest import running
+from tests.stack import WEB_COMMAND, Stack, copy_of_repository
 from tests.test_logs import raw_request
 
 NOBODY = 65534
-
-
-def start_with_output_to(stack, stdout):
-    """Start `stack` as Stack.start does, but with the given stdout (stderr to its file)."""
-    stack.stdout_path.touch()
-    stack.process = subprocess.Popen(stack.command, cwd=stack.app_dir, env=stack.env, start_new_session=True,
-                                     stdout=stdout, stderr=stack.stderr_path.open("ab"))
-    stack.wait_until_serving()
 
 
 def access_line_for(text, request_id):
@@ -38,14 +30,12 @@ def access_line_for(text, request_id):
     return None
 
 
-def test_stdout_may_be_a_socket(runtime_dir):
+def test_stdout_may_be_a_socket(start_stack):
     """What `heroku local`, systemd's journal and pm2 give a process."""
-    stack = Stack(runtime_dir)
-    stack.prepare()
     ours, theirs = socket.socketpair()
-    try:
+    with ours:
         with theirs:
-            start_with_output_to(stack, stdout=theirs)
+            stack = start_stack(stdout=theirs)
         request_id = uuid.uuid4().hex
 
         assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
@@ -55,31 +45,32 @@ def test_stdout_may_be_a_socket(runtime_dir):
         while access_line_for(received, request_id) is None:
             received += ours.recv(65536).decode()
         assert access_line_for(received, request_id)["status"] == "200"
-    finally:
-        stack.clean_up()
-        ours.close()
+
+
+class StackAsNobody(Stack):
+    """A stack in a copy of the app, run as `nobody` once root has built it. nobody keeps the
+    right to read and search any directory (CAP_DAC_READ_SEARCH), so that it reaches the
+    tests' Python wherever that is, but not the right to write to another user's file."""
+
+    AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+
+    def __init__(self, runtime_dir):
+        self.runtime_dir = runtime_dir
+        super().__init__(runtime_dir, app_dir=copy_of_repository(runtime_dir / "app"),
+                         command=[*self.AS_NOBODY, *WEB_COMMAND])
+
+    def prepare(self, migrate=True):
+        super().prepare(migrate)
+        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(self.runtime_dir)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 def test_a_user_who_may_not_open_stdout_by_name_still_logs(runtime_dir):
-    """Dokku's case: the app runs as a user that does not own the file or pipe its stdout is.
-
-    The app runs as `nobody` from a copy it owns; it keeps the right to read and search any
-    directory (CAP_DAC_READ_SEARCH), so it can reach this test's Python wherever it is, but
-    not the right to write to another user's file.
-    """
-    app_dir = runtime_dir / "app"
-    shutil.copytree(REPO, app_dir, ignore=shutil.ignore_patterns(".git", ".venv", "staticfiles", "db.sqlite3", "nginx.conf"))
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                 "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
-    stack = Stack(runtime_dir, app_dir=app_dir, command=[*as_nobody, *WEB_COMMAND])
-    stack.prepare()
-    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(runtime_dir)], check=True)
+    """Dokku's case: the app runs as a user that does not own the file or pipe its stdout is."""
     root_owned = runtime_dir / "root-owned.log"
     root_owned.touch(mode=0o644)
-    try:
-        with root_owned.open("ab") as stdout:
-            start_with_output_to(stack, stdout=stdout)
+    with root_owned.open("ab") as stdout, running(StackAsNobody(runtime_dir / "stack"), stdout=stdout) as stack:
         request_id = uuid.uuid4().hex
 
         assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
@@ -88,17 +79,13 @@ def test_a_user_who_may_not_open_stdout_by_name_still_logs(runtime_dir):
         while access_line_for(root_owned.read_text(), request_id) is None:
             assert time.monotonic() < deadline, root_owned.read_text()
             time.sleep(0.05)
-    finally:
-        stack.clean_up()
     assert root_owned.stat().st_uid == 0
 
 
-def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(runtime_dir):
+def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(start_stack):
     """200 requests at once, each logged in a line of about 8,600 bytes, read from a pipe by a
     reader slower than they come, so that the pipe is full while they are written: the case
     where Linux may split a write of more than 4,096 bytes and mix it with another."""
-    stack = Stack(runtime_dir, extra_env={"NGINX_WORKERS": "2", "GUNICORN_ACCESS_LOG": "1"})
-    stack.prepare()
     read_end, write_end = os.pipe()
     received = bytearray()
     reader = threading.Thread(target=read_slowly, args=(read_end, received))
@@ -107,7 +94,7 @@ def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(runtime_dir):
     escaped = b"\xff"  # nginx writes it as \xFF: four bytes in the line for one sent
     try:
         with os.fdopen(write_end, "wb") as stdout:
-            start_with_output_to(stack, stdout=stdout)
+            stack = start_stack({"NGINX_WORKERS": "2", "GUNICORN_ACCESS_LOG": "1"}, stdout=stdout)
         with ThreadPoolExecutor(len(request_ids)) as pool:
             list(pool.map(lambda request_id: stack.send_raw(raw_request(
                 b"X-Request-ID: " + request_id.encode(),
@@ -117,7 +104,6 @@ def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(runtime_dir):
             )), request_ids))
         assert stack.stop() == 0
     finally:
-        stack.clean_up()
         reader.join(60)
 
     lines = bytes(received).splitlines()

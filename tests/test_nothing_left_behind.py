@@ -4,16 +4,13 @@ nginx's workers outlive a killed master and keep answering on $PORT; gunicorn's 
 and nobody stops either master when bin/start-nginx itself is killed. Each test records every
 process of a running stack (the wrapper, both masters and all their workers), ends the stack
 one way, and checks that within 2 seconds none of them is left and that a second start on the
-same port and socket serves again.
+same port and socket serves again (and, at the end of the test, stops cleanly).
 """
 
 import os
 import signal
-import time
 
 import pytest
-
-from tests.stack import Stack
 
 GONE_WITHIN = 2  # seconds: the promise in the README
 NGINX_WORKERS = 2
@@ -45,38 +42,15 @@ def send_sigterm_to_the_wrapper(stack):
 ENDINGS = [kill_nginx_master, kill_gunicorn_master, kill_the_wrapper, press_ctrl_c, send_sigterm_to_the_wrapper]
 
 
-def running(pid):
-    """True while `pid` is a live process; a zombie has ended and only waits to be collected."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-def left_running(pids, within):
-    deadline = time.monotonic() + within
-    while (left := [pid for pid in pids if running(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
-
-
 @pytest.mark.parametrize("end", ENDINGS, ids=lambda end: end.__name__)
-def test_nothing_is_left_and_the_next_start_serves(runtime_dir, end):
-    stack = Stack(runtime_dir, extra_env={"WEB_CONCURRENCY": str(GUNICORN_WORKERS), "NGINX_WORKERS": str(NGINX_WORKERS)})
-    stack.prepare()
-    try:
-        stack.start()
-        started = stack.process_tree()
-        assert len(started) == 1 + 2 + NGINX_WORKERS + GUNICORN_WORKERS, started
+def test_nothing_is_left_and_the_next_start_serves(start_stack, end):
+    stack = start_stack({"WEB_CONCURRENCY": str(GUNICORN_WORKERS), "NGINX_WORKERS": str(NGINX_WORKERS)})
+    # The wrapper, both masters and every worker: all recorded, so all checked below.
+    assert len(stack.seen_processes) == 1 + 2 + NGINX_WORKERS + GUNICORN_WORKERS, stack.output()
 
-        end(stack)
+    end(stack)
 
-        assert left_running(started, GONE_WITHIN) == []
-        stack.process.wait(5)
-        stack.start()
-        assert stack.get("/").status_code == 200
-    finally:
-        stack.clean_up()
-
+    assert stack.leftover_processes(wait=GONE_WITHIN) == []
+    stack.wait_for_exit(5)
+    stack.start()
+    assert stack.get("/").status_code == 200

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.conftest import running
 from tests.stack import WEB_COMMAND, Stack, children_of
 
 pytestmark = pytest.mark.skipif(
@@ -45,6 +46,12 @@ class ContainerStack(Stack):
         children = children_of(self.process.pid)
         return children[0] if children else None
 
+    def stop(self):
+        """`docker stop`: SIGTERM to PID 1 alone. unshare exits with its status."""
+        self.record_processes()
+        os.kill(self.pid1(), signal.SIGTERM)
+        return self.wait_for_exit()
+
     def child_pids(self):
         """The wrapper logs its children's PIDs as its own namespace numbers them; these are
         the same processes as the test sees them, so that clean_up never signals a stranger."""
@@ -74,34 +81,23 @@ def zombies_among(pids):
 
 
 def test_docker_stop_finishes_every_request_in_flight_and_exits_0(runtime_dir):
-    stack = ContainerStack(runtime_dir, extra_env={"DJANGO_SETTINGS_MODULE": "tests.settings",
-                                                   "WEB_CONCURRENCY": str(WORKERS)})
-    stack.prepare()
-    try:
-        stack.start()
-        with ThreadPoolExecutor(IN_FLIGHT) as pool:
-            futures = [pool.submit(requests.get, f"{stack.url}/misbehave/slow/2/", timeout=60)
-                       for _ in range(IN_FLIGHT)]
-            # Every worker is busy with one; the other four wait in nginx and gunicorn's queue.
-            wait_for_log_lines(stack, "slow-view-started", WORKERS)
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "WEB_CONCURRENCY": str(WORKERS)}
+    with running(ContainerStack(runtime_dir, extra_env=env)) as stack, ThreadPoolExecutor(IN_FLIGHT) as pool:
+        futures = [pool.submit(requests.get, f"{stack.url}/misbehave/slow/2/", timeout=60)
+                   for _ in range(IN_FLIGHT)]
+        # Every worker is busy with one; the other four wait in nginx and gunicorn's queue.
+        wait_for_log_lines(stack, "slow-view-started", WORKERS)
 
-            os.kill(stack.pid1(), signal.SIGTERM)  # docker stop: SIGTERM to PID 1 alone
+        assert stack.stop() == 0
 
-            statuses = [future.result().status_code for future in futures]
-        assert statuses == [200] * IN_FLIGHT
-        assert stack.process.wait(30) == 0
-    finally:
-        stack.clean_up()
+        assert [future.result().status_code for future in futures] == [200] * IN_FLIGHT
 
 
 def test_orphans_handed_to_pid_1_are_collected(runtime_dir):
     # The app's shell starts a `sleep` in a subshell that exits at once, so the sleep's parent
     # is gone and the kernel hands it to PID 1; a PID 1 that never waits for it leaves a zombie.
     app_command = ["sh", "-c", "(sleep 0.3 &); exec gunicorn -c config/gunicorn.conf.py myproject.wsgi"]
-    stack = ContainerStack(runtime_dir, app_command=app_command)
-    stack.prepare()
-    try:
-        stack.start()
+    with running(ContainerStack(runtime_dir, app_command=app_command)) as stack:
         pid1 = stack.pid1()
 
         # By the time the stack serves, the sleep has exited; collected, it is gone at once.
@@ -110,5 +106,3 @@ def test_orphans_handed_to_pid_1_are_collected(runtime_dir):
             time.sleep(0.05)
         assert zombies == []
         assert stack.get("/").status_code == 200
-    finally:
-        stack.clean_up()
