@@ -4,7 +4,10 @@
 #   make bench  the slow-client benchmark (about nine minutes; see tests/bench/)
 # All three set up what they need first: a virtualenv in .venv, the requirements and nginx.
 
-VENV := .venv
+# The virtualenv, and the Python that creates it. CI (.ci/run) sets both to test other
+# Pythons in virtualenvs of their own: make test VENV=/tmp/venv-3.13 PYTHON3=python3.13
+VENV ?= .venv
+PYTHON3 ?= python3
 PYTHON := $(VENV)/bin/python
 
 # make run's defaults. A variable set in your shell or in .env wins over these.
@@ -31,7 +34,7 @@ run-stack:
 	$(PYTHON) manage.py collectstatic --noinput --verbosity 0
 	$(PYTHON) manage.py migrate --noinput
 	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C to stop)"
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORT=$(PORT) GUNICORN_RELOAD=$(GUNICORN_RELOAD) $(WEB_COMMAND)
+	PATH="$(abspath $(VENV))/bin:$$PATH" PORT=$(PORT) GUNICORN_RELOAD=$(GUNICORN_RELOAD) $(WEB_COMMAND)
 
 test: setup
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
@@ -44,7 +47,7 @@ setup: $(VENV)/.installed nginx bin/sigterm_as_sigquit.so
 
 # Reinstall only when a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	test -d $(VENV) || python3 -m venv $(VENV)
+	test -d $(VENV) || $(PYTHON3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
 	touch $@
