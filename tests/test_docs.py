@@ -19,7 +19,7 @@ forking the template would change:
 
 tests/ is not "the code": it sets variables to drive the app, it does not read new ones.
 The operating system's own variables (PATH, HOME, LD_PRELOAD...), which the code passes on
-rather than reads as settings, are not in the table either.
+rather than reads as settings, and bash's own (SECONDS) are not in the table either.
 """
 
 import ast
@@ -32,6 +32,8 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CONFIGURATION = REPO / "docs" / "configuration.md"
 
 OPERATING_SYSTEM_VARIABLES = {"PATH", "HOME", "LD_PRELOAD", "TMPDIR", "USER", "SHELL", "PWD"}
+# Set by bash itself (SECONDS counts the seconds since the script started).
+SHELL_BUILTINS = {"SECONDS"}
 MAKE_BUILTINS = {"CURDIR", "MAKE", "MAKEFLAGS", "SHELL"}
 
 
@@ -171,7 +173,7 @@ def variables_the_code_reads():
     for path, reader in code_files():
         for name in reader(path.read_text()):
             found.setdefault(name, path.relative_to(REPO))
-    return {name: path for name, path in found.items() if name not in OPERATING_SYSTEM_VARIABLES}
+    return {name: path for name, path in found.items() if name not in OPERATING_SYSTEM_VARIABLES | SHELL_BUILTINS}
 
 
 def documented_variables():
