@@ -41,17 +41,21 @@ def assert_is_our_unavailable_page(response):
 
 
 def test_a_worker_killed_mid_request_gives_a_502_page_and_the_next_request_succeeds(production_stack):
-    token = uuid.uuid4().hex
-    in_flight = InFlight(production_stack, f"/misbehave/slow/4/?token={token}")
+    response = answer_once_its_worker_is_killed(production_stack)
 
-    worker = wait_for_worker_serving(production_stack, token)
-    assert parent_of(worker) == production_stack.child_pids()["app"], "only ever kill our own gunicorn's worker"
-    os.kill(worker, signal.SIGKILL)
-
-    response = in_flight.result()
     assert response.status_code == 502
     assert_is_our_unavailable_page(response)
     assert get(production_stack, "/").status_code == 200
+
+
+def answer_once_its_worker_is_killed(stack):
+    """Send a slow request, SIGKILL the gunicorn worker running it, and return the answer."""
+    token = uuid.uuid4().hex
+    in_flight = InFlight(stack, f"/misbehave/slow/4/?token={token}")
+    worker = wait_for_worker_serving(stack, token)
+    assert parent_of(worker) == stack.child_pids()["app"], "only ever kill our own gunicorn's worker"
+    os.kill(worker, signal.SIGKILL)
+    return in_flight.result()
 
 
 class InFlight:

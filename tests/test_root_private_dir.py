@@ -8,12 +8,10 @@ start a copy of this repository placed in a 0700 directory; as anyone but root t
 different from the rest of the suite, so they are skipped.
 """
 
-import contextlib
 import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import uuid
@@ -22,15 +20,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import temporary_runtime_dir
-from tests.stack import PRODUCTION_ENV, REPO, Stack
-from tests.test_faults import InFlight, parent_of, wait_for_worker_serving
+from tests.conftest import running_stack, temporary_runtime_dir
+from tests.stack import PRODUCTION_ENV, copy_of_repository
+from tests.test_faults import answer_once_its_worker_is_killed
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root's nginx changes its workers' user")
 
-# Generated files the copy makes for itself, and the virtualenv, which it shares with us.
-NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "staticfiles", "db.sqlite3", "__pycache__",
-                                    ".pytest_cache", "nginx.conf")
 AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
 
 
@@ -38,16 +33,13 @@ AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
 def private_stack():
     """A production-mode stack started from a copy of the repository in a 0700 directory."""
     private_dir = Path(tempfile.mkdtemp(prefix="private-"))  # 0700, like /root
-    app_dir = private_dir / "app"
-    shutil.copytree(REPO, app_dir, ignore=NOT_COPIED)
     env = {**PRODUCTION_ENV, "NGINX_PROXY_READ_TIMEOUT": "2s"}
-    with contextlib.ExitStack() as cleanups:
-        cleanups.callback(shutil.rmtree, private_dir, ignore_errors=True)
-        stack = Stack(cleanups.enter_context(temporary_runtime_dir()), app_dir=app_dir, extra_env=env)
-        cleanups.callback(stack.clean_up)
-        stack.prepare()
-        stack.start()
-        yield stack
+    try:
+        app_dir = copy_of_repository(private_dir / "app")
+        with temporary_runtime_dir() as runtime_dir, running_stack(runtime_dir, app_dir=app_dir, extra_env=env) as stack:
+            yield stack
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
 
 
 def static_path(stack):
@@ -78,13 +70,7 @@ def test_static_files_are_served_by_nginx_itself(private_stack):
 
 
 def test_a_502_is_our_page(private_stack):
-    token = uuid.uuid4().hex
-    in_flight = InFlight(private_stack, f"/misbehave/slow/4/?token={token}")
-    worker = wait_for_worker_serving(private_stack, token)
-    assert parent_of(worker) == private_stack.child_pids()["app"], "only ever kill our own gunicorn's worker"
-    os.kill(worker, signal.SIGKILL)
-
-    response = in_flight.result()
+    response = answer_once_its_worker_is_killed(private_stack)
 
     assert response.status_code == 502
     assert "Temporarily unavailable" in response.text
