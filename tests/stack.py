@@ -186,6 +186,16 @@ class Stack:
     def output(self):
         return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
 
+    def wait_for_output(self, text, timeout=5):
+        """Everything printed so far, once `text` is in it. The web process prints its
+        children's lines as they reach it through its pipes, a moment after they were
+        written: a line logged while a request was handled may come after the response."""
+        deadline = time.monotonic() + timeout
+        while text not in (output := self.output()):
+            assert time.monotonic() < deadline, f"nothing printed {text!r} within {timeout}s:\n{output}"
+            time.sleep(0.05)
+        return output
+
     def access_lines(self):
         """The access log lines nginx has written so far, parsed."""
         return [parse_logfmt(line) for line in self.stdout_lines() if line.startswith("measure#nginx.service=")]

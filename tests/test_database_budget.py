@@ -148,6 +148,7 @@ def test_a_request_that_finds_no_free_connection_gets_a_503_then_the_next_one_su
     assert refused.headers["Retry-After"].isdigit()
     assert "Temporarily unavailable" in refused.text and len(refused.content) < 2048
     # One line for the request, from django.request, that names the cause.
+    stack.wait_for_output("Service Unavailable")
     [log_line] = request_log_lines(stack)
     assert OUT_OF_CONNECTIONS_LOG in log_line and "too many connections for role" in log_line
     assert "level=ERROR" in log_line

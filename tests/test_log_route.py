@@ -6,12 +6,15 @@ is a socket (`heroku local`) or a file or pipe the app's user may not open by na
 """
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +62,14 @@ class StackAsNobody(Stack):
         self.runtime_dir = runtime_dir
         super().__init__(runtime_dir, app_dir=copy_of_repository(runtime_dir / "app"),
                          command=[*self.AS_NOBODY, *WEB_COMMAND])
+        # The wrapper looks gunicorn up on PATH with access(), which judges by the real user
+        # alone, capabilities aside: a virtualenv inside a private directory (a clone in
+        # `mktemp -d`) is out of its reach. A copy of the script in a directory it can read
+        # is found, and runs the virtualenv's Python, which the capability lets it reach.
+        scripts = runtime_dir / "bin"
+        scripts.mkdir()
+        shutil.copy(Path(sys.executable).parent / "gunicorn", scripts)
+        self.env["PATH"] = f"{scripts}{os.pathsep}{self.env['PATH']}"
 
     def prepare(self, migrate=True):
         super().prepare(migrate)

@@ -132,7 +132,7 @@ def test_an_edited_view_is_served_without_restarting_the_stack(make_run, app_cop
 
     print(f"the edited view was served by every worker {seconds:.2f}s after the edit")
     assert stack.child_pids()["nginx"] == nginx_before
-    assert "Worker reloading" in stack.output()
+    stack.wait_for_output("Worker reloading")
 
 
 def test_an_edited_template_is_served_without_restarting_the_stack(make_run, app_copy):
@@ -194,7 +194,9 @@ def test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno():
 
     assert reload_setting() == "False"
     assert reload_setting(GUNICORN_RELOAD="1") == "True"
-    assert reload_setting(GUNICORN_RELOAD="1", DYNO="web.1", DJANGO_SECRET_KEY="a-secret") == "False"
+    on_a_dyno = {"DYNO": "web.1", "DJANGO_SECRET_KEY": "a-secret",
+                 "DATABASE_URL": "postgres://user:password@db.example.com:5432/app"}
+    assert reload_setting(GUNICORN_RELOAD="1", **on_a_dyno) == "False"
 
 
 # --- One warning ----------------------------------------------------------------------
