@@ -63,6 +63,9 @@ class Run:
     attacker_statuses: dict = field(default_factory=dict)
     nginx_kib: int = 0  # resident, at its peak
     nginx_open_files: int = 0
+    temp_kib: int = 0  # nginx's temporary files, at their peak
+    samples: int = 0
+    samples_nginx_on_disk: int = 0  # samples with an nginx process waiting for the disk
     web_pss_kib_at_rest: int = 0  # the whole web process, before the attack
     web_pss_kib: int = 0  # and at its peak
     queue_waiting: int = 0  # gunicorn's, at its peak
@@ -122,6 +125,9 @@ class Sampler(threading.Thread):
             run.attackers_connected = max(run.attackers_connected, self.attack.connected.value)
             run.nginx_kib = max(run.nginx_kib, probes.memory_kib(nginx))
             run.nginx_open_files = max(run.nginx_open_files, probes.open_files(nginx))
+            run.temp_kib = max(run.temp_kib, probes.temp_file_kib(nginx, self.server.temp_dir))
+            run.samples += 1
+            run.samples_nginx_on_disk += probes.waiting_on_disk(nginx) > 0
             run.web_pss_kib = max(run.web_pss_kib, probes.pss_kib(self.server.web_process_pids()))
             waiting, run.queue_size = probes.listen_queue(self.server.socket_path)
             run.queue_waiting = max(run.queue_waiting, waiting)
@@ -162,6 +168,14 @@ def what_ran_out(error_log, attacker_statuses):
     return found
 
 
+def ran_out_cell(run):
+    found = [f"{resource} ({count:,}×)" for resource, count in run.ran_out.items()]
+    if run.samples_nginx_on_disk:
+        found.append(f"disk: nginx waited on its temporary files in {run.samples_nginx_on_disk} "
+                     f"of {run.samples} samples")
+    return ", ".join(found) or "nothing"
+
+
 def run_all():
     """Every capacity run, in order; returns them as a list of Runs."""
     runs = [run_on_fresh_stack("no attack", {}, None)]
@@ -191,14 +205,10 @@ def statuses_cell(statuses):
     return ", ".join(f"{status}: {count:,}" for status, count in statuses.items() if count) or "none"
 
 
-def ran_out_cell(run):
-    return ", ".join(f"{resource} ({count:,}×)" for resource, count in run.ran_out.items()) or "nothing"
-
-
 def summary(run):
     return (f"fast {fast_cell(run)}, answers to attackers {statuses_cell(run.attacker_statuses)}, "
             f"{run.attackers_connected} connected, nginx {run.nginx_kib / 1024:.0f} MiB and "
-            f"{run.nginx_open_files} files, queue {run.queue_waiting}/{run.queue_size}, "
+            f"{run.nginx_open_files} files, temp {run.temp_kib / 1024:.0f} MiB, queue {run.queue_waiting}/{run.queue_size}, "
             f"CPU gunicorn {run.gunicorn_cpu:.2f} nginx {run.nginx_cpu:.2f}, web PSS {run.web_pss_kib / 1024:.0f} MiB, "
             f"ran out: {ran_out_cell(run)}, load {run.load_average:.2f}")
 
@@ -218,7 +228,7 @@ def markdown(runs, markdown_table):
     def crowd_row(run):
         return run.name.removeprefix("crowd of "), [
             fast_cell(run), statuses_cell(run.fast_statuses()), f"{run.nginx_kib / 1024:.0f} MiB",
-            f"{run.nginx_open_files:,}", f"{run.queue_waiting:,} / {run.queue_size:,}",
+            f"{run.temp_kib / 1024:.0f} MiB", f"{run.nginx_open_files:,}", f"{run.queue_waiting:,} / {run.queue_size:,}",
             f"{run.gunicorn_cpu:.2f} / {run.nginx_cpu:.2f}", statuses_cell(run.attacker_statuses), f"{run.bad_gateways():,}",
             ran_out_cell(run), f"{run.load_average:.2f}"]
 
@@ -242,11 +252,13 @@ def markdown(runs, markdown_table):
         "applies. Answers to fast clients and attackers by status; \"no answer\" is a fast "
         f"request that got nothing within {load.FAST_TIMEOUT:.0f} s. The queue is gunicorn's: the most "
         "connections seen waiting / its size. CPU: the cores gunicorn's and nginx's processes kept "
-        "busy (the machine has " + str(os.cpu_count()) + ", shared with the attackers and the fast clients).",
+        "busy (the machine has " + str(os.cpu_count()) + ", shared with the attackers and the fast clients). "
+        "What ran out: from nginx's error lines, the connections it closed unanswered, and the "
+        "samples (two a second) in which an nginx process waited for the disk.",
         "",
         *markdown_table("crowd", ["fast clients", "answers to fast clients", "nginx memory",
-                                  "nginx open files", "gunicorn queue", "CPU: gunicorn / nginx",
-                                  "answers to attackers", "502s", "ran out (error lines)", "load average"],
+                                  "nginx temporary files", "nginx open files", "gunicorn queue", "CPU: gunicorn / nginx",
+                                  "answers to attackers", "502s", "what ran out", "load average"],
                         map(crowd_row, crowd)),
         "",
         *crowd_conclusions(crowd),

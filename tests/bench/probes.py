@@ -7,6 +7,7 @@
                          processes sharing them, so that a sum over processes is honest
     open_files           file descriptors a set of processes holds
     cpu_seconds          CPU time a set of processes has used
+    waiting_on_disk      how many of a set of processes sleep waiting for the disk (state D)
     temp_file_kib        disk used by nginx's temporary files
     listen_queue         connections waiting in a unix socket's queue (gunicorn's), and its size
 """
@@ -75,6 +76,18 @@ def cpu_seconds(pids):
         fields = stat.rpartition(")")[2].split()
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def waiting_on_disk(pids):
+    """Processes in uninterruptible sleep: for nginx, writing temporary files faster than the
+    kernel lets dirty pages pile up (it then makes the writer wait)."""
+    waiting = 0
+    for pid in pids:
+        try:
+            waiting += Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "D"
+        except OSError:
+            pass
+    return waiting
 
 
 def listen_queue(socket_path):
