@@ -91,7 +91,10 @@ class SetupError(Exception):
 def log(**fields):
     """Print one progress line, key=value like the nginx buildpack's."""
     pairs = " ".join(f"{key}={quote(str(value))}" for key, value in fields.items())
-    print(f"wrapper=start-nginx {pairs}", flush=True)
+    # One write, newline included: nginx appends its access lines to the same stdout, and
+    # with PYTHONUNBUFFERED (which Heroku's Python buildpack sets) print() would write the
+    # line and its newline separately, so an access line could land between the two.
+    print(f"wrapper=start-nginx {pairs}\n", end="", flush=True)
 
 
 def quote(value):
