@@ -1,7 +1,7 @@
 # The two commands of the quick start:
 #   make run    the whole stack (nginx in front of gunicorn) on http://127.0.0.1:5000
 #   make test   the whole test suite
-#   make bench  the slow-client benchmark (about nine minutes; see tests/bench/)
+#   make bench  the slow-client benchmark (about fifteen minutes; see tests/bench/)
 # All three set up what they need first: a virtualenv in .venv, the requirements and nginx.
 
 # The virtualenv, and the Python that creates it. CI (.ci/run) sets both to test other

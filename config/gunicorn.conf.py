@@ -38,6 +38,17 @@ worker_class = "sync"
 # worker forked from it.
 preload_app = False
 
+# Connections nginx has opened but no worker has accepted yet wait in the socket's queue.
+# When it is full, the next connection is refused at once and nginx answers 503 with
+# Retry-After (config/nginx.conf.erb, @gunicorn_failed). The kernel caps the queue at
+# net.core.somaxconn (4096), which a dyno cannot change; gunicorn asks for 2048. A long queue
+# is no kindness: every queued request counts against nginx's 20-second proxy_read_timeout,
+# and one that waits longer gets a 504 while its worker still runs it later, for nobody. At
+# 50 requests a second (2 workers, 40 ms a request) 1024 is 20 seconds of work: enough to
+# absorb a burst, or five clients at their per-client limit of 200, and past that visitors
+# learn at once that the dyno is full instead of after 20 seconds.
+backlog = 1024
+
 # Heroku's router gives up on a request after 30 seconds (error H12). Kill a worker stuck
 # longer than that, so it is replaced instead of holding its slot forever.
 timeout = 25

@@ -10,11 +10,18 @@ For each of the four servers (tests/bench/servers.py), in one run on one machine
    counts the app's threads stuck on a client socket (proof that an attack bites), and
    nginx's memory and temporary files.
 
+3. The dyno's ceiling (tests/bench/capacity.py): this stack alone, each run on a fresh stack,
+   against 10,000 attackers from one address, a crowd of up to 10,000 distinct addresses,
+   and the memory budget of a Standard-1X.
+
 It prints a markdown report and writes it, with a chart, to tests/bench/results.md and
 tests/bench/results.png. Everything runs on 127.0.0.1, every attack stops by itself, and
-every process it starts is stopped before it exits. About nine minutes.
+every process it starts is stopped before it exits. About fifteen minutes.
+
+`python -m tests.bench --capacity` runs part 3 alone and only prints its report.
 """
 
+import argparse
 import json
 from importlib import metadata
 import math
@@ -30,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.bench import load, probes
+from tests.bench import capacity, load, probes
 from tests.bench.servers import WORKERS, all_servers
 from tests.stack import REPO
 
@@ -65,12 +72,10 @@ class Row:
 
     @property
     def success(self):
-        return sum(r.ok for r in self.results) / len(self.results)
+        return load.success_rate(self.results)
 
     def percentile(self, fraction):
-        """Latency in milliseconds; infinite when that many requests failed."""
-        times = sorted(r.seconds if r.ok else math.inf for r in self.results)
-        return times[math.ceil(fraction * len(times)) - 1] * 1000
+        return load.percentile_ms(self.results, fraction)
 
     @property
     def per_second(self):
@@ -81,6 +86,7 @@ class Row:
 class Report:
     rows: list = field(default_factory=list)
     throughput: dict = field(default_factory=dict)  # (server, what) -> requests/s
+    capacity_runs: list = field(default_factory=list)
     load_averages: list = field(default_factory=list)
 
 
@@ -255,7 +261,9 @@ def markdown(report):
         *markdown_table("", servers, [(what, [f"{report.throughput[s, what]:.0f}" for s in servers])
                                       for what in ("small page", "static file")]),
     ]
-    lines += ["", "## Targets", "", *targets(report, by_key), "", "## Machine", "", machine_description(report), ""]
+    lines += ["", *capacity.markdown(report.capacity_runs, markdown_table)]
+    lines += ["", "## Targets", "", *targets(report, by_key), *capacity.targets(report.capacity_runs),
+              "", "## Machine", "", machine_description(report), ""]
     return "\n".join(lines)
 
 
@@ -287,7 +295,10 @@ def chart(report, path):
     servers = list(dict.fromkeys(row.server for row in report.rows))
     scenario_names = [name for name in dict.fromkeys(row.scenario for row in report.rows)]
     by_key = {(row.server, row.scenario): row for row in report.rows}
-    figure, (success_axes, latency_axes) = plt.subplots(2, 1, figsize=(13, 8), sharex=True)
+    figure = plt.figure(figsize=(13, 12))
+    grid = figure.add_gridspec(3, 2, height_ratios=(1, 1, 1))
+    success_axes = figure.add_subplot(grid[0, :])
+    latency_axes = figure.add_subplot(grid[1, :], sharex=success_axes)
     width = 0.8 / len(servers)
     for i, server in enumerate(servers):
         xs = [j + i * width for j, scenario in enumerate(scenario_names) if (server, scenario) in by_key]
@@ -302,11 +313,25 @@ def chart(report, path):
     latency_axes.set_yscale("log")
     latency_axes.set_xticks([j + 0.4 - width / 2 for j in range(len(scenario_names))])
     latency_axes.set_xticklabels(scenario_names, rotation=30, ha="right")
+    success_axes.tick_params(labelbottom=False)
+    capacity.chart(figure.add_subplot(grid[2, 0]), figure.add_subplot(grid[2, 1]), report.capacity_runs)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
 
 
+def capacity_only():
+    """Part 3 alone, for working on it: prints its report and leaves results.md alone."""
+    runs = capacity.run_all()
+    print("\n".join([*capacity.markdown(runs, markdown_table), "", "## Targets", "", *capacity.targets(runs)]))
+
+
 def main():
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--capacity", action="store_true",
+                        help="run only the dyno's ceiling (part 3) and print its report, writing no files")
+    if parser.parse_args().capacity:
+        capacity_only()
+        return
     report = Report(load_averages=[os.getloadavg()[0]])
     with tempfile.TemporaryDirectory(prefix="bench-") as runtime_dir:
         os.chmod(runtime_dir, 0o755)  # nginx's workers (the checkout's owner when run as root) enter it
@@ -321,6 +346,7 @@ def main():
         finally:
             for server in servers:
                 server.stop()
+    report.capacity_runs = capacity.run_all()
     report.load_averages.append(os.getloadavg()[0])
     text = markdown(report)
     print(text)

@@ -3,10 +3,17 @@
     blocked_on_clients   proves an attack is real: how many of the app's threads are stuck
                          in a socket read or write, waiting on a client
     memory_kib           resident memory of a set of processes
+    pss_kib              their proportional set size: shared pages divided among the
+                         processes sharing them, so that a sum over processes is honest
+    open_files           file descriptors a set of processes holds
+    cpu_seconds          CPU time a set of processes has used
+    waiting_on_disk      how many of a set of processes sleep waiting for the disk (state D)
     temp_file_kib        disk used by nginx's temporary files
+    listen_queue         connections waiting in a unix socket's queue (gunicorn's), and its size
 """
 
 import os
+import subprocess
 from pathlib import Path
 
 # What /proc/<pid>/task/<tid>/wchan names while a thread sleeps inside a TCP socket call:
@@ -35,6 +42,63 @@ def memory_kib(pids):
             continue
         total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return total
+
+
+def pss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total
+
+
+def open_files(pids):
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pids):
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # utime and stime, the 14th and 15th fields; the command (2nd) may hold spaces.
+        fields = stat.rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def waiting_on_disk(pids):
+    """Processes in uninterruptible sleep: for nginx, writing temporary files faster than the
+    kernel lets dirty pages pile up (it then makes the writer wait)."""
+    waiting = 0
+    for pid in pids:
+        try:
+            waiting += Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "D"
+        except OSError:
+            pass
+    return waiting
+
+
+def listen_queue(socket_path):
+    """(waiting, size) of a listening unix socket, from `ss`: for a listening socket, its
+    Recv-Q column is the connections waiting to be accepted and Send-Q the queue's size."""
+    output = subprocess.run(["ss", "-xlnH"], capture_output=True, text=True).stdout
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == str(socket_path):
+            return int(fields[2]), int(fields[3])
+    return 0, 0
 
 
 def temp_file_kib(pids, temp_dir):

@@ -41,9 +41,10 @@ def wait_until_serving(port, process, describe):
 class ThisStack:
     name = "this stack"
 
-    def __init__(self, runtime_dir):
-        self.stack = Stack(runtime_dir, extra_env={"DJANGO_SETTINGS_MODULE": SETTINGS, "WEB_CONCURRENCY": str(WORKERS)})
+    def __init__(self, runtime_dir, workers=WORKERS):
+        self.stack = Stack(runtime_dir, extra_env={"DJANGO_SETTINGS_MODULE": SETTINGS, "WEB_CONCURRENCY": str(workers)})
         self.port = self.stack.port
+        self.socket_path = self.stack.socket_path
         self.temp_dir = self.stack.env["NGINX_TMP_DIR"]
         self.pids = {}  # "app" and "nginx", once started
 
@@ -67,6 +68,14 @@ class ThisStack:
     def nginx_pids(self):
         master = self.pids["nginx"]
         return [master, *children_of(master)]
+
+    def web_process_pids(self):
+        """bin/start-nginx, nginx and gunicorn with their workers: what the Procfile's web runs."""
+        return [self.stack.process.pid, *self.nginx_pids(), self.pids["app"], *self.app_pids()]
+
+    def error_log(self):
+        """What nginx and gunicorn wrote to stderr, where nginx's error log goes."""
+        return self.stack.stderr_path.read_text(errors="replace")
 
 
 class Peer:
