@@ -40,6 +40,14 @@ PRODUCTION_ENV = {
 }
 
 
+def gunicorn_settings():
+    """The settings config/gunicorn.conf.py makes, read the way gunicorn reads the file."""
+    path = REPO / "config" / "gunicorn.conf.py"
+    settings = {"__file__": str(path)}
+    exec(path.read_text(), settings)
+    return settings
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -72,7 +72,7 @@ def test_a_dyno_with_an_explicit_sqlite_url_boots_with_a_warning(start_stack):
 
     assert stack.get("/", headers={"X-Forwarded-Proto": "https"}).status_code == 200
     # Once for the web process, not once per worker (WEB_CONCURRENCY=2).
-    assert stack.output().count(SQLITE_WARNING) == 1
+    assert stack.wait_for_output(SQLITE_WARNING).count(SQLITE_WARNING) == 1
 
 
 def test_no_sqlite_warning_locally():

@@ -24,7 +24,6 @@ rather than reads as settings, and bash's own (SECONDS) are not in the table eit
 
 import ast
 import re
-from pathlib import Path
 
 from tests.stack import REPO
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import erb
-from tests.stack import REPO
+from tests.stack import REPO, gunicorn_settings
 
 TEMPLATE = REPO / "config" / "nginx.conf.erb"
 
@@ -75,11 +75,8 @@ def test_nginx_gives_up_on_gunicorn_before_gunicorn_and_the_router_do():
     # nginx must give up first, so that the client gets its clean 504 (tests/test_faults.py).
     rendered = erb.render(TEMPLATE.read_text(), "config/nginx.conf.erb", {"PORT": "1"})
     nginx_timeout = int(re.search(r"^\s*proxy_read_timeout (\d+)s;", rendered, re.MULTILINE).group(1))
-    config_file = REPO / "config" / "gunicorn.conf.py"
-    gunicorn_config = {"__file__": str(config_file)}  # as gunicorn loads it
-    exec(config_file.read_text(), gunicorn_config)
 
-    assert nginx_timeout < gunicorn_config["timeout"] < 30
+    assert nginx_timeout < gunicorn_settings()["timeout"] < 30
 
 
 def test_x_forwarded_proto_is_never_made_from_nginx_scheme():
