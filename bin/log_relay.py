@@ -42,6 +42,8 @@ READ_SIZE = 64 * 1024
 # Output that never ends its line (a progress bar, binary junk) is passed on in pieces of
 # this size rather than held forever.
 LONGEST_LINE = 64 * 1024
+# How long to let output gather once some has come: a line is printed at most this much later.
+GATHER_SECONDS = 0.002
 # Chunks read but not yet written, each at most READ_SIZE + LONGEST_LINE: about 16 MiB of
 # logs held while our reader stalls. Past that the pipes fill and their writers wait.
 MAX_QUEUED = 128
@@ -96,7 +98,12 @@ class LogRelay:
         if not self._unfinished:
             time.sleep(timeout)
             return
-        for key, _ in self._selector.select(timeout):
+        ready = self._selector.select(timeout)
+        if ready:
+            # Let more lines come before reading: at thousands of requests a second, one read
+            # then carries dozens of lines instead of one, for a fraction of the work.
+            time.sleep(GATHER_SECONDS)
+        for key, _ in ready:
             self._read(key.fd, key.data)
 
     def drain(self, timeout):
