@@ -26,6 +26,7 @@ from tests.logfmt import parse as parse_logfmt
 REPO = Path(__file__).resolve().parent.parent
 WEB_COMMAND = ["bin/start-nginx", "gunicorn", "-c", "config/gunicorn.conf.py", "myproject.wsgi"]
 STARTUP_TIMEOUT = 30
+NGINX_DEFAULT_WORKERS = 4  # worker_processes in config/nginx.conf.erb, without NGINX_WORKERS
 SHUTDOWN_TIMEOUT = 35
 
 # The stack as it runs on a dyno: DYNO makes the settings the production ones (https
@@ -163,7 +164,7 @@ class Stack:
         """Wait until gunicorn and nginx have started all their workers, and record them."""
         pids = self.child_pids()
         expected = {pids.get("app"): int(self.env["WEB_CONCURRENCY"]),
-                    pids.get("nginx"): int(self.env.get("NGINX_WORKERS", 2))}
+                    pids.get("nginx"): int(self.env.get("NGINX_WORKERS") or NGINX_DEFAULT_WORKERS)}
         expected.pop(None, None)  # the nginx buildpack's script prints no pids
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while any(len(children_of(pid)) < count for pid, count in expected.items()):

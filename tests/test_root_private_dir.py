@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.conftest import running_stack, temporary_runtime_dir
-from tests.stack import PRODUCTION_ENV, copy_of_repository
+from tests.stack import NGINX_DEFAULT_WORKERS, PRODUCTION_ENV, copy_of_repository
 from tests.test_faults import answer_once_its_worker_is_killed
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root's nginx changes its workers' user")
@@ -110,4 +110,4 @@ def test_nginx_workers_run_as_the_owner_of_the_app_directory(private_stack):
     nginx = private_stack.child_pids()["nginx"]
     ps = subprocess.run(["ps", "-o", "user=", "--ppid", str(nginx)], capture_output=True, text=True, check=True)
 
-    assert ps.stdout.split() == [owner] * 2  # NGINX_WORKERS' default
+    assert ps.stdout.split() == [owner] * NGINX_DEFAULT_WORKERS
