@@ -34,24 +34,25 @@ def blocked_on_clients(pids):
 
 
 def memory_kib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return total
+    """Resident memory of `pids`, in KiB."""
+    return summed_kib(pids, "status", "VmRSS")
 
 
 def pss_kib(pids):
+    """Proportional set size of `pids` (shared pages divided among their sharers), in KiB."""
+    return summed_kib(pids, "smaps_rollup", "Pss")
+
+
+def summed_kib(pids, proc_file, key):
+    """The sum of the `KEY: N kB` line of /proc/PID/PROC_FILE over `pids`; a process that has
+    just ended counts as nothing."""
     total = 0
     for pid in pids:
         try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            text = Path(f"/proc/{pid}/{proc_file}").read_text()
         except OSError:
             continue
-        total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+        total += next(int(line.split()[1]) for line in text.splitlines() if line.startswith(f"{key}:"))
     return total
 
 
