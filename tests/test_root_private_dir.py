@@ -74,6 +74,7 @@ def test_a_502_is_our_page(private_stack):
 
     assert response.status_code == 502
     assert "Temporarily unavailable" in response.text
+    private_stack.wait_for_output("upstream prematurely closed")
 
 
 def test_a_504_is_our_page(private_stack):
@@ -81,6 +82,8 @@ def test_a_504_is_our_page(private_stack):
 
     assert response.status_code == 504
     assert "Temporarily unavailable" in response.text
+    # nginx's [error] line for it, which test_nginx_logs_no_crit_or_error_line must not count.
+    private_stack.wait_for_output("upstream timed out")
 
 
 def test_an_unknown_http_version_gets_our_400_page(private_stack):
