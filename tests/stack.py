@@ -73,9 +73,14 @@ def copy_of_repository(destination):
 
 
 def children_of(pid):
-    """Direct child processes of `pid`, forked by any of its threads."""
+    """Direct child processes of `pid`, forked by any of its threads; none once it has ended
+    (it may end while we look, as when a stack is being stopped)."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
     found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for task in tasks:
         with contextlib.suppress(OSError):
             found += [int(child) for child in (task / "children").read_text().split()]
     return found
