@@ -29,25 +29,47 @@ DEFAULT_LIMIT = 200
 @contextlib.contextmanager
 def uploads_in_progress(stack, count, forwarded_for=None):
     """`count` uploads whose bodies never arrive, held open for the block; from a router
-    (with X-Forwarded-For) or, without `forwarded_for`, as `make run` or a test sends them."""
+    (with X-Forwarded-For) or, without `forwarded_for`, as `make run` or a test sends them.
+
+    The block starts once nginx holds every one of them (none was answered), and ends once
+    nginx has logged the end of each: until then it still counts them against their client,
+    and the next uploads from the same address would be refused in their place.
+    """
     router_header = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
-    head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n{router_header}Content-Length: 1000\r\n\r\n"
+    request_ids = [str(uuid.uuid4()) for _ in range(count)]
     connections = []
     try:
-        for _ in range(count):
+        for request_id in request_ids:
             connection = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
             connections.append(connection)
-            connection.sendall(head.encode())
+            connection.sendall(
+                f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: {request_id}\r\n"
+                f"{router_header}Content-Length: 1000\r\n\r\n".encode()
+            )
         wait_until_nginx_has_read_every_request_head()
+        answered = logged_request_ids(stack) & set(request_ids)
+        assert not answered, f"{len(answered)} of {count} uploads were answered instead of held"
         yield
     finally:
         for connection in connections:
             connection.close()
+    wait_until_logged(stack, request_ids)
 
 
 def wait_until_nginx_has_read_every_request_head():
     # nginx reads each head as soon as it arrives; there is nothing to poll for from outside.
     time.sleep(0.5)
+
+
+def logged_request_ids(stack):
+    return {fields.get("request_id") for fields in stack.access_lines()}
+
+
+def wait_until_logged(stack, request_ids, timeout=10):
+    deadline = time.monotonic() + timeout
+    while missing := set(request_ids) - logged_request_ids(stack):
+        assert time.monotonic() < deadline, f"nginx logged no end for {len(missing)} closed uploads"
+        time.sleep(0.1)
 
 
 def status_within(stack, expected, forwarded_for, timeout=10):
