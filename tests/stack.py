@@ -152,11 +152,14 @@ class Stack:
         self.wait_until_serving()
         self.wait_for_workers()
 
+    def fail_if_exited(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"start-nginx exited with {self.process.returncode}:\n{self.output()}")
+
     def wait_until_serving(self, timeout=STARTUP_TIMEOUT):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"start-nginx exited with {self.process.returncode}:\n{self.output()}")
+            self.fail_if_exited()
             try:
                 # Any answer will do; in production mode it is a redirect to https.
                 requests.get(self.url + "/", timeout=5, allow_redirects=False)
@@ -173,6 +176,7 @@ class Stack:
         expected.pop(None, None)  # the nginx buildpack's script prints no pids
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while any(len(children_of(pid)) < count for pid, count in expected.items()):
+            self.fail_if_exited()
             if time.monotonic() > deadline:
                 raise AssertionError(f"workers missing after {STARTUP_TIMEOUT}s:\n{self.output()}")
             time.sleep(0.05)
