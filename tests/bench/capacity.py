@@ -5,7 +5,8 @@ queue, memory and temporary files never spill into the next:
 
     one abusive address   10,000 attackers of one kind, each kind in its own run, all from
                           203.0.113.66 in X-Forwarded-For (as the router sends it), while fast
-                          clients come through the router from addresses of their own
+                          clients come through the router from addresses of their own; and
+                          each again aimed at a second stack, as a control (see CONTROL)
     a crowd               slow readers, then slow uploaders, from distinct addresses, in steps
                           of 1,000 to 10,000: where do fast clients start to fail, and why?
     Standard-1X budget    WEB_CONCURRENCY=2, as Heroku sets it there: the memory (PSS) of the
@@ -15,6 +16,7 @@ queue, memory and temporary files never spill into the next:
 `python -m tests.bench --capacity` runs only these and prints their report.
 """
 
+import contextlib
 import math
 import os
 import re
@@ -41,6 +43,12 @@ SETTLE = 3.0  # after the attackers' ramp-up, before measuring
 MEASURE = 8.0
 # Attackers stop by themselves after this long, even if nothing stops them.
 ATTACK_SECONDS = load.RAMP_UP + SETTLE + MEASURE + load.FAST_TIMEOUT + 2
+
+# The control for each abusive run: the same attack aimed at a second stack on this machine,
+# while the fast clients are measured on the first. Here attackers share the stack's two
+# cores, as they never would on Heroku; the control shows what that costs the fast clients
+# when the stack under test does no work for the attack at all.
+CONTROL = ", at another stack"
 
 TARGET_SUCCESS = 0.999
 TARGET_P99_FACTOR = 2.0
@@ -133,28 +141,40 @@ class Sampler(threading.Thread):
             run.queue_waiting = max(run.queue_waiting, waiting)
 
 
-def run_on_fresh_stack(name, plan, addresses, workers=WORKERS):
-    """Start a stack, attack it with `plan` while fast clients are measured, stop it."""
+def run_on_fresh_stack(name, plan, addresses, workers=WORKERS, aim_elsewhere=False):
+    """Start a stack, attack it with `plan` while fast clients are measured, stop it.
+
+    With aim_elsewhere, the attack goes to a second stack instead, while the fast clients
+    are still measured on the first: what the attack costs the machine alone (see CONTROL).
+    """
     run = Run(name, workers, load_average=os.getloadavg()[0])
     progress(f"{name}: starting a fresh stack ({workers} workers)")
+    with contextlib.ExitStack() as stacks:
+        server = stacks.enter_context(fresh_stack(workers))
+        target = stacks.enter_context(fresh_stack(workers)) if aim_elsewhere else server
+        time.sleep(1)  # let gunicorn's workers finish booting before measuring memory
+        run.web_pss_kib_at_rest = probes.pss_kib(server.web_process_pids())
+        with load.Attack(plan, target.port, ATTACK_SECONDS, addresses) as attack:
+            if plan:
+                time.sleep(load.RAMP_UP + SETTLE)
+            with Sampler(server, attack, run):
+                run.results = load.paced_clients(server.port, SMALL_PAGE, MEASURE, through_router=True)
+            run.attacker_statuses = attack.statuses()
+        run.ran_out = what_ran_out(server.error_log(), run.attacker_statuses)
+    progress(f"{name}: {summary(run)}")
+    return run
+
+
+@contextlib.contextmanager
+def fresh_stack(workers):
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as runtime_dir:
         os.chmod(runtime_dir, 0o755)  # nginx's workers (user nobody when run as root) enter it
         server = ThisStack(Path(runtime_dir), workers=workers)
         try:
             server.start()
-            time.sleep(1)  # let gunicorn's workers finish booting before measuring memory
-            run.web_pss_kib_at_rest = probes.pss_kib(server.web_process_pids())
-            with load.Attack(plan, server.port, ATTACK_SECONDS, addresses) as attack:
-                if plan:
-                    time.sleep(load.RAMP_UP + SETTLE)
-                with Sampler(server, attack, run):
-                    run.results = load.paced_clients(server.port, SMALL_PAGE, MEASURE, through_router=True)
-                run.attacker_statuses = attack.statuses()
-            run.ran_out = what_ran_out(server.error_log(), run.attacker_statuses)
+            yield server
         finally:
             server.stop()
-    progress(f"{name}: {summary(run)}")
-    return run
 
 
 def what_ran_out(error_log, attacker_statuses):
@@ -181,6 +201,8 @@ def run_all():
     runs = [run_on_fresh_stack("no attack", {}, None)]
     for kind in load.ATTACKS:
         runs.append(run_on_fresh_stack(f"{ABUSIVE_SIZE} {kind}, one address", {kind: ABUSIVE_SIZE}, ABUSIVE_ADDRESS))
+        runs.append(run_on_fresh_stack(f"{ABUSIVE_SIZE} {kind}, one address{CONTROL}", {kind: ABUSIVE_SIZE},
+                                       ABUSIVE_ADDRESS, aim_elsewhere=True))
     for kind in CROWD_KINDS:
         for size in CROWD_SIZES:
             runs.append(run_on_fresh_stack(f"crowd of {size} {kind}", {kind: size}, "crowd"))
@@ -217,13 +239,16 @@ def markdown(runs, markdown_table):
     """The capacity sections of results.md; `markdown_table` is __main__'s table helper."""
     baseline = runs[0]
     abusive = [run for run in runs if run.name.endswith("one address")]
+    controls = {run.name.removesuffix(CONTROL): run for run in runs if run.name.endswith(CONTROL)}
     crowd = [run for run in runs if run.name.startswith("crowd")]
     budget = runs[-1]
 
     def abusive_row(run):
+        control = controls[run.name]
         return run.name.removesuffix(", one address"), [
             fast_cell(run), f"{run.p99() / baseline.p99():.2f}×", f"{run.attackers_connected:,}",
-            statuses_cell(run.attacker_statuses), f"{run.load_average:.2f}"]
+            statuses_cell(run.attacker_statuses), f"{fast_cell(control)} ({control.p99() / baseline.p99():.2f}×)",
+            f"{run.load_average:.2f}"]
 
     def crowd_row(run):
         return run.name.removeprefix("crowd of "), [
@@ -236,15 +261,20 @@ def markdown(runs, markdown_table):
         "## The dyno's ceiling (this stack alone)",
         "",
         f"Each run on a fresh stack with {WORKERS} gunicorn workers unless noted. Fast clients send 100 "
-        "small-page requests a second for 8 seconds through the router (each with an address of its "
+        f"small-page requests a second for {MEASURE:.0f} seconds through the router (each with an address of its "
         f"own in X-Forwarded-For). No attack: {fast_cell(baseline)} (load average {baseline.load_average:.2f}).",
         "",
         "### One abusive address",
         "",
-        f"{ABUSIVE_SIZE:,} attackers of one kind, all from {ABUSIVE_ADDRESS}.",
+        f"{ABUSIVE_SIZE:,} attackers of one kind, all from {ABUSIVE_ADDRESS}. An attacker tries again "
+        "as soon as it is refused, so the refused ones become a flood of requests, as fast as "
+        "the attackers' process can send them. The control is the same attack aimed at a second "
+        "stack on this machine while the fast clients are measured on the first: what the attack "
+        "costs them through the machine alone, with no work for the stack they use.",
         "",
         *markdown_table("attack", ["fast clients", "p99 vs no attack", "attackers connected",
-                                   "answers to attackers", "load average"], map(abusive_row, abusive)),
+                                   "answers to attackers", "control: fast clients (p99 vs no attack)",
+                                   "load average"], map(abusive_row, abusive)),
         "",
         "### A crowd of distinct addresses",
         "",
@@ -299,11 +329,13 @@ def targets(runs):
     """Lines for the report's Targets section."""
     baseline = runs[0].p99()
     lines = []
+    controls = {run.name.removesuffix(CONTROL): run for run in runs if run.name.endswith(CONTROL)}
     for run in runs:
         if run.name.endswith("one address"):
             ok = run.success >= TARGET_SUCCESS and run.p99() <= TARGET_P99_FACTOR * baseline
             lines.append(f"- {'met' if ok else 'MISSED'}: {run.name}: {run.success:.2%} success, p99 "
-                         f"{run.p99() / baseline:.2f}× the no-attack p99 ({baseline:.1f} ms)")
+                         f"{run.p99() / baseline:.2f}× the no-attack p99 ({baseline:.1f} ms); "
+                         f"aimed at another stack: {controls[run.name].p99() / baseline:.2f}×")
     crowd = [run for run in runs if run.name.startswith("crowd") or run is runs[-1]]
     gateways = sum(run.bad_gateways() for run in crowd)
     refused_otherwise = sum(count for run in crowd for answer, count in run.attacker_statuses.items()
