@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from tests.bench.probes import kib_line
 from tests.stack import PRODUCTION_ENV, Stack, children_of
 
 RUNS = 3
@@ -28,14 +29,6 @@ BURST_REQUESTS_PER_THREAD = 250
 PATHS = ("/", "/visits/")
 # The router's headers: without X-Forwarded-Proto, production settings redirect to https.
 HEADERS = {"X-Forwarded-Proto": "https", "Host": "example.herokuapp.com"}
-
-
-def pss_kib(pid):
-    """The process's proportional set size, from /proc/PID/smaps_rollup."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no Pss line for {pid}")
 
 
 def memory_by_part(stack):
@@ -49,7 +42,9 @@ def memory_by_part(stack):
         "gunicorn master": [pids["app"]],
         "gunicorn workers": gunicorn_workers,
     }
-    mib = {name: sum(pss_kib(pid) for pid in group) / 1024 for name, group in parts.items()}
+    # Read process by process, not with probes.pss_kib: a process that vanished while it was
+    # measured must fail the run, not count as nothing.
+    mib = {name: sum(kib_line(pid, "smaps_rollup", "Pss") for pid in group) / 1024 for name, group in parts.items()}
     mib["total"] = sum(mib.values())
     return mib
 

@@ -35,60 +35,53 @@ def blocked_on_clients(pids):
 
 def memory_kib(pids):
     """Resident memory of `pids`, in KiB."""
-    return summed_kib(pids, "status", "VmRSS")
+    return summed(pids, lambda pid: kib_line(pid, "status", "VmRSS"))
 
 
 def pss_kib(pids):
     """Proportional set size of `pids` (shared pages divided among their sharers), in KiB."""
-    return summed_kib(pids, "smaps_rollup", "Pss")
-
-
-def summed_kib(pids, proc_file, key):
-    """The sum of the `KEY: N kB` line of /proc/PID/PROC_FILE over `pids`; a process that has
-    just ended counts as nothing."""
-    total = 0
-    for pid in pids:
-        try:
-            text = Path(f"/proc/{pid}/{proc_file}").read_text()
-        except OSError:
-            continue
-        total += next(int(line.split()[1]) for line in text.splitlines() if line.startswith(f"{key}:"))
-    return total
+    return summed(pids, lambda pid: kib_line(pid, "smaps_rollup", "Pss"))
 
 
 def open_files(pids):
-    total = 0
-    for pid in pids:
-        try:
-            total += len(os.listdir(f"/proc/{pid}/fd"))
-        except OSError:
-            pass
-    return total
+    return summed(pids, lambda pid: len(os.listdir(f"/proc/{pid}/fd")))
 
 
 def cpu_seconds(pids):
-    ticks = 0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        # utime and stime, the 14th and 15th fields; the command (2nd) may hold spaces.
-        fields = stat.rpartition(")")[2].split()
-        ticks += int(fields[11]) + int(fields[12])
+    # utime and stime, the 14th and 15th fields of /proc/PID/stat.
+    ticks = summed(pids, lambda pid: sum(int(field) for field in stat_fields(pid)[11:13]))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def waiting_on_disk(pids):
     """Processes in uninterruptible sleep: for nginx, writing temporary files faster than the
     kernel lets dirty pages pile up (it then makes the writer wait)."""
-    waiting = 0
+    return summed(pids, lambda pid: stat_fields(pid)[0] == "D")
+
+
+def summed(pids, measure):
+    """measure(pid) summed over `pids`; a process that has just ended counts as nothing."""
+    total = 0
     for pid in pids:
         try:
-            waiting += Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "D"
+            total += measure(pid)
         except OSError:
             pass
-    return waiting
+    return total
+
+
+def kib_line(pid, proc_file, key):
+    """The value of the `KEY: N kB` line of /proc/PID/PROC_FILE."""
+    for line in Path(f"/proc/{pid}/{proc_file}").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise ValueError(f"no {key} line in /proc/{pid}/{proc_file}")
+
+
+def stat_fields(pid):
+    """The fields of /proc/PID/stat from the 3rd (the state) on. The command, the 2nd, is in
+    parentheses and may hold spaces, so the split starts after it."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
 def listen_queue(socket_path):
