@@ -8,7 +8,8 @@ Attackers are slow clients, the way phones on a bad network are, only many at on
     slowloris        send their headers one line every 5 seconds, and never finish them
 
 Each attacker reconnects whenever the server closes on it or answers, so the pressure stays
-constant (a crowd's attackers, being people, first wait as long as a refusal's Retry-After asks). Attacks run in a separate process (run_attack) that stops by itself after its
+constant (a crowd's attackers, being people, first wait as long as a refusal's Retry-After
+asks). Attacks run in a separate process (run_attack) that stops by itself after its
 duration, so that their work does not slow down the fast clients' measurements in this one.
 
 Through Heroku's router every request carries the client's address as the last
@@ -67,9 +68,14 @@ ANSWER_KINDS = (*COUNTED_STATUSES, "other", "closed unanswered")
 
 
 def request_head(method, path, extra_headers="", forwarded_for=None):
-    if forwarded_for:
-        extra_headers += f"X-Forwarded-For: {forwarded_for}\r\n"
-    return (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n{extra_headers}Connection: close\r\n\r\n").encode()
+    return (f"{request_start(method, path, forwarded_for)}{extra_headers}Connection: close\r\n\r\n").encode()
+
+
+def request_start(method, path, forwarded_for=None):
+    """The request line and the first headers; with the client's address as the router
+    sends it, when there is one."""
+    router_header = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
+    return f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n{router_header}"
 
 
 def status_of(response):
@@ -306,8 +312,7 @@ def count_status(statuses, response):
 async def slowloris(loop, sock, forwarded_for, statuses):
     # The request line and one header, then a header line now and then, never the blank
     # line that would end the headers.
-    router_header = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
-    await loop.sock_sendall(sock, f"GET /bench/small/ HTTP/1.1\r\nHost: {HOST}\r\n{router_header}".encode())
+    await loop.sock_sendall(sock, request_start("GET", "/bench/small/", forwarded_for).encode())
     while True:
         await asyncio.sleep(SLOWLORIS_INTERVAL)
         await loop.sock_sendall(sock, b"X-Still-There: yes\r\n")
@@ -389,8 +394,9 @@ class Attack:
     """Attackers in a process of their own: `with Attack({"slowloris": 200}, port, 30):`
 
     `addresses`: None (no X-Forwarded-For), one address for all, or "crowd" for a distinct
-    address each (a crowd of people, who wait as long as Retry-After asks). An empty plan is no attack at all, so that "no attack" reads like any
-    other scenario. `statuses()` counts the answers attackers got, by status.
+    address each (a crowd of people, who wait as long as Retry-After asks). An empty plan is
+    no attack at all, so that "no attack" reads like any other scenario. `statuses()` counts
+    the answers attackers got, by status.
     """
 
     def __init__(self, plan, port, seconds, addresses=None):
