@@ -273,13 +273,20 @@ class Stack:
         return [parse_logfmt(line) for line in self.stdout_lines() if line.startswith("measure#nginx.service=")]
 
     def wait_for_access_line(self, request_id, timeout=5):
+        return self.wait_for_access_lines([request_id], timeout)[request_id]
+
+    def wait_for_access_lines(self, request_ids, timeout=5):
+        """{request_id: its access line, parsed}, once nginx has logged each of `request_ids`."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for fields in self.access_lines():
-                if fields.get("request_id") == request_id:
-                    return fields
+        while True:
+            found = {fields.get("request_id"): fields for fields in self.access_lines()}
+            missing = set(request_ids) - found.keys()
+            if not missing:
+                return {request_id: found[request_id] for request_id in request_ids}
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access line with request_id={sorted(missing)[0]} "
+                                     f"(nor {len(missing) - 1} more):\n{self.output()}")
             time.sleep(0.05)
-        raise AssertionError(f"no access line with request_id={request_id}:\n{self.output()}")
 
     def child_pids(self):
         """PIDs of the app and nginx, from the wrapper's `at=...-start` lines."""

@@ -47,29 +47,18 @@ def uploads_in_progress(stack, count, forwarded_for=None):
                 f"{router_header}Content-Length: 1000\r\n\r\n".encode()
             )
         wait_until_nginx_has_read_every_request_head()
-        answered = logged_request_ids(stack) & set(request_ids)
+        answered = {fields.get("request_id") for fields in stack.access_lines()} & set(request_ids)
         assert not answered, f"{len(answered)} of {count} uploads were answered instead of held"
         yield
     finally:
         for connection in connections:
             connection.close()
-    wait_until_logged(stack, request_ids)
+    stack.wait_for_access_lines(request_ids, timeout=10)
 
 
 def wait_until_nginx_has_read_every_request_head():
     # nginx reads each head as soon as it arrives; there is nothing to poll for from outside.
     time.sleep(0.5)
-
-
-def logged_request_ids(stack):
-    return {fields.get("request_id") for fields in stack.access_lines()}
-
-
-def wait_until_logged(stack, request_ids, timeout=10):
-    deadline = time.monotonic() + timeout
-    while missing := set(request_ids) - logged_request_ids(stack):
-        assert time.monotonic() < deadline, f"nginx logged no end for {len(missing)} closed uploads"
-        time.sleep(0.1)
 
 
 def status_within(stack, expected, forwarded_for, timeout=10):
