@@ -80,8 +80,8 @@ OUTPUT_CLOSE_TIMEOUT = 5
 POLL_INTERVAL = 0.05
 
 # A dying parent can have the kernel send its children a signal: prctl(PR_SET_PDEATHSIG),
-# Linux only. SIGINT is the fast shutdown of both nginx and gunicorn, and each stops its
-# workers on it. prctl is looked up here, before any child is forked, because a forked child
+# Linux only. SIGINT is nginx's fast shutdown and the signal this script stops gunicorn with
+# (see run()); each master stops its workers on it. prctl is looked up here, before any child is forked, because a forked child
 # of a process with a thread (the log writer) must do as little as possible before exec.
 PR_SET_PDEATHSIG = 1
 PARENT_DEATH_SIGNAL = signal.SIGINT
@@ -534,7 +534,8 @@ def run(command, nginx, wait_for_app, signals):
 
     # nginx first (SIGQUIT: stop accepting, finish every request it has), while the app is
     # still there to answer them. Once nginx is gone no request can reach the app, so it may
-    # stop quickly; with the shim, gunicorn's master ignores SIGTERM and SIGINT stops it.
+    # stop quickly; with the shim, gunicorn's master ignores SIGTERM and takes SIGINT as its
+    # graceful stop (config/gunicorn.conf.py).
     stop(children, "nginx", signal.SIGQUIT, NGINX_STOP_TIMEOUT, signals)
     app_stop_signal = signal.SIGINT if graceful else signal.SIGTERM
     stop(children, "app", app_stop_signal, APP_STOP_TIMEOUT, signals)

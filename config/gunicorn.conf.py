@@ -160,6 +160,12 @@ APP_INITIALIZED_PATH = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-ini
 # nginx will finish those requests on SIGTERM (see bin/sigterm_as_sigquit.c); the master then
 # ignores SIGTERM and replaces each worker that finishes its request and exits, until nginx is
 # done and bin/start-nginx stops the master with SIGINT.
+#
+# That SIGINT is taken as a graceful stop, SIGTERM's usual meaning, rather than gunicorn's
+# quick one: each worker finishes the request it has (one nginx gave up on is still written to
+# the database in full) and leaves its loop between requests. A quick stop raises SystemExit in
+# each worker wherever the signal finds it, and when that is inside a garbage collector's
+# callback, Python prints "Exception ignored in ..." and a traceback that are no log lines.
 NGINX_GRACEFUL_SIGTERM = os.environ.get("NGINX_GRACEFUL_SIGTERM")
 
 
@@ -176,6 +182,8 @@ def on_starting(server):
 def when_ready(server):
     if NGINX_GRACEFUL_SIGTERM == "1":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # The master's own handler queues a signal for its main loop; queue a SIGTERM instead.
+        signal.signal(signal.SIGINT, lambda signum, frame: server.signal(signal.SIGTERM, frame))
     APP_INITIALIZED_PATH.touch()
 
 

@@ -16,6 +16,7 @@ it after a clean stop, and the second-signal test itself).
 """
 
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,6 +111,25 @@ def test_sigterm_to_every_process_at_once_finishes_every_request_only_with_the_s
             # on to gunicorn: this is what the shim prevents.
             assert outcomes(futures) == ["ConnectionError"] * IN_FLIGHT
     assert slow_stack.wait_for_exit() == 0
+
+
+def test_a_request_a_worker_still_runs_after_nginx_has_gone_is_finished(start_stack):
+    # A request nginx gave up on (its client left, or its 20 s were up) may still be running
+    # in a worker when nginx has stopped. Sent straight to gunicorn's socket here, it must be
+    # finished, not cut halfway through: bin/start-nginx stops gunicorn gracefully.
+    stack = start_stack({"DJANGO_SETTINGS_MODULE": "tests.settings"})
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(REQUEST_TIMEOUT)
+        connection.connect(str(stack.socket_path))
+        connection.sendall(f"GET /misbehave/slow/{SLOW_SECONDS}/ HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        wait_for_line(stack, "slow-view-started")
+
+        stack.process.send_signal(signal.SIGTERM)
+
+        reply = connection.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.0 200 "), reply
+    assert reply.endswith(b"finished")
+    assert stack.wait_for_exit() == 0
 
 
 def test_second_signal_stops_every_process_at_once(start_stack):
