@@ -4,9 +4,11 @@ Each test runs the real `make run` in a copy of the app (so it can edit the copy
 with its own port, socket and readiness file, and the test suite's virtualenv.
 """
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -15,9 +17,9 @@ import time
 import pytest
 import requests
 
-from tests.conftest import temporary_runtime_dir
+from tests.conftest import running, temporary_runtime_dir
 from tests.logfmt import parse as parse_logfmt
-from tests.stack import REPO, Stack, free_port
+from tests.stack import REPO, Stack, copy_of_repository, free_port
 from tests.test_docs import documented_variables
 
 # make run does collectstatic and migrate in a fresh copy before the stack starts.
@@ -48,12 +50,26 @@ class MakeRun(Stack):
         else:
             self.port, self.url = port, f"http://127.0.0.1:{port}"
 
-    def start(self):
+    def prepare(self, migrate=True):
+        """Nothing: make run collects static files and migrates by itself."""
+
+    def start(self, stdout=None):
         self.process = subprocess.Popen(
             ["make", "run"], cwd=self.app_dir, env=self.env, start_new_session=True,
-            stdout=self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
+            stdout=stdout or self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
         self.wait_until_serving(timeout=MAKE_RUN_TIMEOUT)
+        self.record_processes()
+
+    def stop(self):
+        """Ctrl-C, as in the terminal: SIGINT to make's process group, which holds make and
+        bin/start-nginx. make exits as killed by SIGINT, whatever its command did; return
+        0 when bin/start-nginx stopped cleanly, as its own exit status would say."""
+        self.record_processes()
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.wait_for_exit()
+        stopped_cleanly = "at=stopped process=app status=0" in self.output() and "at=kill" not in self.output()
+        return 0 if self.process.returncode == -signal.SIGINT and stopped_cleanly else self.process.returncode
 
     def worker_boots(self):
         return self.output().count("Booting worker with pid")
@@ -63,27 +79,20 @@ class MakeRun(Stack):
 def app_copy():
     """A copy of the app that a test may edit, using the test suite's virtualenv."""
     with temporary_runtime_dir() as path:
-        copy = path / "app"
-        shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".env", "staticfiles", "db.sqlite3", "__pycache__", ".pytest_cache", "nginx.conf"))
+        copy = copy_of_repository(path / "app")
         (copy / ".venv").symlink_to(REPO / ".venv")
         yield copy
 
 
 @pytest.fixture
 def make_run(app_copy, runtime_dir):
-    """Start `make run` in app_copy: make_run(extra_env). Stopped when the test ends."""
-    started = []
+    """Start `make run` in app_copy: make_run(extra_env). When the test ends it is stopped
+    with Ctrl-C and must leave no process behind, like every other stack."""
+    with contextlib.ExitStack() as stacks:
+        def start(extra_env=None, port=None):
+            return stacks.enter_context(running(MakeRun(runtime_dir, app_copy, extra_env, port)))
 
-    def start(extra_env=None, port=None):
-        running = MakeRun(runtime_dir, app_copy, extra_env, port)
-        started.append(running)
-        running.start()
-        return running
-
-    yield start
-    for running in started:
-        running.clean_up()
+        yield start
 
 
 def edit(path, old, new):
