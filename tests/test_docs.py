@@ -89,6 +89,18 @@ def test_every_relative_link_in_the_docs_leads_to_a_file_and_heading():
     assert not broken, "\n".join(broken)
 
 
+def test_the_readme_fits_on_a_screen_and_starts_with_what_a_newcomer_needs():
+    # The first screen says what this is and why, shows the diagram, the two commands of the
+    # quick start and the Heroku deploy; everything else is a link away, in docs/.
+    readme = (REPO / "README.md").read_text()
+    lines = readme.splitlines()
+
+    assert len(lines) <= 80, f"README.md has {len(lines)} lines; move the rest to docs/"
+    for must_have in ["nginx in front of gunicorn", "one web dyno", "make run", "make test",
+                      "git push heroku main", "](docs/"]:
+        assert must_have in readme, must_have
+
+
 def test_github_anchors_drop_punctuation_and_keep_hyphens():
     assert github_anchor("On Heroku, and the nginx buildpack's own script") == \
         "on-heroku-and-the-nginx-buildpacks-own-script"
