@@ -292,7 +292,9 @@ class Stack:
         """PIDs of the app and nginx, from the wrapper's `at=...-start` lines."""
         pids = {}
         for line in self.stdout_lines():
-            fields = parse_logfmt(line) if line.startswith("wrapper=start-nginx") else {}
+            # A runner such as honcho may put a prefix of its own before each line.
+            _, wrapper, rest = line.partition("wrapper=start-nginx")
+            fields = parse_logfmt(wrapper + rest) if wrapper else {}
             if fields.get("at") in ("app-start", "nginx-start"):
                 pids[fields["at"].removesuffix("-start")] = int(fields["pid"])
         return pids
@@ -328,6 +330,20 @@ class Stack:
         self.record_processes()
         self.process.send_signal(signal.SIGTERM)
         return self.wait_for_exit()
+
+    def press_ctrl_c(self, runner_status):
+        """Stop a stack started through a runner (make, honcho) as a terminal does: SIGINT to
+        the runner's process group. Return 0 when the runner exited with `runner_status`, its
+        own way of passing on a Ctrl-C, and bin/start-nginx stopped both processes cleanly, as
+        its own exit status would say; otherwise the runner's status."""
+        self.record_processes()
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.wait_for_exit()
+        output = self.output()
+        stopped_cleanly = all(f"at=stopped process={name} status=0" in output for name in ("nginx", "app"))
+        if self.process.returncode == runner_status and stopped_cleanly and "at=kill" not in output:
+            return 0
+        return self.process.returncode
 
     def signal_every_process(self, signum):
         """What Heroku does when it stops a dyno: the same signal to every process at once."""

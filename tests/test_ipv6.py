@@ -74,6 +74,8 @@ def test_a_host_without_ipv6_still_boots_on_ipv4(runtime_dir):
     )
     try:
         status = status_from_inside(stack)
+        stack.wait_for_workers()
+        stack.stop_and_check()
     finally:
         stack.clean_up()
 

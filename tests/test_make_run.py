@@ -62,14 +62,8 @@ class MakeRun(Stack):
         self.record_processes()
 
     def stop(self):
-        """Ctrl-C, as in the terminal: SIGINT to make's process group, which holds make and
-        bin/start-nginx. make exits as killed by SIGINT, whatever its command did; return
-        0 when bin/start-nginx stopped cleanly, as its own exit status would say."""
-        self.record_processes()
-        os.killpg(self.process.pid, signal.SIGINT)
-        self.wait_for_exit()
-        stopped_cleanly = "at=stopped process=app status=0" in self.output() and "at=kill" not in self.output()
-        return 0 if self.process.returncode == -signal.SIGINT and stopped_cleanly else self.process.returncode
+        # make passes on a Ctrl-C by dying of it, once its command has exited.
+        return self.press_ctrl_c(runner_status=-signal.SIGINT)
 
     def worker_boots(self):
         return self.output().count("Booting worker with pid")
