@@ -43,6 +43,7 @@ at build time (bin/post_compile puts ours back).
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import pwd
@@ -79,10 +80,15 @@ OUTPUT_CLOSE_TIMEOUT = 5
 
 POLL_INTERVAL = 0.05
 
+# nginx reads its config within milliseconds of starting. The lock on config/nginx.conf (see
+# config_in_place) is not held longer than this for one that never forks a worker.
+NGINX_CONFIG_READ_TIMEOUT = 5
+
 # A dying parent can have the kernel send its children a signal: prctl(PR_SET_PDEATHSIG),
 # Linux only. SIGINT is nginx's fast shutdown and the signal this script stops gunicorn with
-# (see run()); each master stops its workers on it. prctl is looked up here, before any child is forked, because a forked child
-# of a process with a thread (the log writer) must do as little as possible before exec.
+# (see run()); each master stops its workers on it. prctl is looked up here, before any child
+# is forked, because a forked child of a process with a thread (the log writer) must do as
+# little as possible before exec.
 PR_SET_PDEATHSIG = 1
 PARENT_DEATH_SIGNAL = signal.SIGINT
 PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
@@ -215,25 +221,63 @@ def render(template):
         raise SetupError(f"cannot render the nginx config: {error}") from None
 
 
+def render_config():
+    """config/nginx.conf.erb rendered with this start's environment (NGINX_TMP_DIR included)."""
+    rendered = render(TEMPLATE)
+    log(at="config-rendered", path=display_path(CONFIG))
+    return rendered
+
+
 def display_path(path):
     """A path relative to the app, as people know it (config/nginx.conf.erb)."""
     path = Path(path).resolve()
     return str(path.relative_to(APP_DIR)) if path.is_relative_to(APP_DIR) else str(path)
 
 
-def write_config():
-    rendered = render(TEMPLATE)
+@contextlib.contextmanager
+def config_in_place(rendered):
+    """Write `rendered` to config/nginx.conf, and keep it there until the block ends.
+
+    The file is one per checkout, where the nginx buildpack has it, but each start writes its
+    own (its PORT, its socket path). Two starts at once in one checkout (make run while make
+    test starts its stacks) would each have nginx read whichever was written last, and one
+    would serve on the other's port. So each holds a lock on the file from writing it until
+    nginx has read it; another start waits for it, a moment at most.
+    """
     try:
-        CONFIG.write_text(rendered, encoding="utf-8", newline="")
+        config = open(CONFIG, "a", encoding="utf-8", newline="")  # "a": not emptied before the lock
     except OSError as error:
         raise SetupError(f"cannot write the rendered config: {error}") from None
-    log(at="config-rendered", path=display_path(CONFIG))
+    with config:
+        fcntl.flock(config, fcntl.LOCK_EX)
+        try:
+            config.truncate(0)
+            config.write(rendered)
+            config.flush()
+        except OSError as error:
+            raise SetupError(f"cannot write the rendered config: {error}") from None
+        yield
 
 
 def nginx_command(nginx):
     # The prefix is the app directory, as with the buildpack's script, so relative paths in
     # the config (mime.types, static files) mean the same under both.
     return [nginx, "-p", f"{APP_DIR}/", "-c", str(CONFIG)]
+
+
+def wait_until_nginx_has_read_its_config(nginx, pause):
+    """nginx forks its workers once it has read its config and opened its ports: wait for the
+    first of them, or for nginx to exit. Linux only (/proc); elsewhere nginx's own start, a
+    few milliseconds, is not covered by config_in_place's lock."""
+    children = Path(f"/proc/{nginx.pid}/task/{nginx.pid}/children")
+    deadline = time.monotonic() + NGINX_CONFIG_READ_TIMEOUT
+    while nginx.poll() is None and time.monotonic() < deadline:
+        try:
+            if children.read_text().split():
+                return
+        except OSError:
+            return  # no /proc here, or no children list in this kernel
+        pause()
 
 
 def test_nginx_config(nginx):
@@ -512,7 +556,7 @@ def stop(children, name, stop_signal, timeout, signals):
     children.kill_group(name)
 
 
-def run(command, nginx, wait_for_app, signals):
+def run(command, nginx, rendered, wait_for_app, signals):
     nginx_env = graceful_sigterm_env()
     # Tell the app whether nginx will finish its requests on SIGTERM (and that it runs
     # under this script at all): config/gunicorn.conf.py reads it. Its output now goes
@@ -527,7 +571,10 @@ def run(command, nginx, wait_for_app, signals):
     children.start("app", command, app_env)
     status = wait_until_ready(children, ready_file, signals) if wait_for_app else None
     if status is None:
-        children.start("nginx", nginx_command(nginx), nginx_env)
+        # Written again: another start in this checkout may have written its own meanwhile.
+        with config_in_place(rendered):
+            children.start("nginx", nginx_command(nginx), nginx_env)
+            wait_until_nginx_has_read_its_config(children.processes["nginx"], children.pause)
         if graceful:
             check_shim_loaded(children)
         status = supervise(children, signals)
@@ -558,8 +605,8 @@ def check_config():
     nginx = find_nginx()
     choose_template_variables()
     with scratch_directory():
-        write_config()
-        test_nginx_config(nginx)
+        with config_in_place(render_config()):
+            test_nginx_config(nginx)
     OUTPUT.print(sys.stdout, f"{display_path(CONFIG)}: nginx accepts it")
     return EXIT_STOPPED
 
@@ -571,9 +618,10 @@ def start_web_process(argv):
     nginx = find_nginx()
     choose_template_variables()
     with scratch_directory():
-        write_config()
-        test_nginx_config(nginx)
-        return run(command, nginx, wait_for_app, signals)
+        rendered = render_config()
+        with config_in_place(rendered):
+            test_nginx_config(nginx)
+        return run(command, nginx, rendered, wait_for_app, signals)
 
 
 def main(argv):

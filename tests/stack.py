@@ -196,15 +196,20 @@ class Stack:
                        cwd=self.app_dir, env=self.env, check=True)
 
     def start(self, stdout=None):
-        """Start the web process, printing to stdout (by default this stack's stdout.log)."""
+        """Start the web process, printing to stdout (by default this stack's stdout.log), and
+        wait until it serves with all its workers."""
+        self.launch(stdout)
+        self.wait_until_serving()
+        self.wait_for_workers()
+
+    def launch(self, stdout=None):
+        """Start the web process and return at once."""
         # Append mode, so that a stack started again adds to what it printed before.
         self.stdout_path.touch()
         self.process = subprocess.Popen(
             self.command, cwd=self.app_dir, env=self.env, start_new_session=True,
             stdout=stdout or self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
-        self.wait_until_serving()
-        self.wait_for_workers()
 
     def fail_if_exited(self):
         if self.process.poll() is not None:

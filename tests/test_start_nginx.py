@@ -2,17 +2,19 @@
 app, and what it does when one of its two processes exits. Real nginx and real processes
 throughout; where a test needs the app to misbehave, the app is a small Python command."""
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.stack import copy_of_repository, free_port, parse_logfmt, start_time, system_nginx
+from tests.stack import Stack, copy_of_repository, free_port, parse_logfmt, start_time, system_nginx
 
 PYTHON = sys.executable
 # How long a process the kernel was told to kill may take to disappear.
@@ -215,6 +217,30 @@ def test_when_one_process_exits_no_process_of_the_stack_is_left(stack, victim):
     # kernel to end a killed process aside): nginx's would otherwise go on answering on
     # $PORT, gunicorn's on holding the socket, with no master to supervise them.
     assert stack.leftover_processes(wait=MOMENT) == []
+
+
+def test_two_starts_at_once_in_one_checkout_each_serve_on_their_own_port(runtime_dir):
+    # make run started while make test starts its stacks: each writes config/nginx.conf with
+    # its own PORT and socket, and each nginx must read its own, not the one written last.
+    stacks = []
+    for name in ("first", "second"):
+        (runtime_dir / name).mkdir()
+        stacks.append(Stack(runtime_dir / name))
+    with contextlib.ExitStack() as cleanup:
+        for stack in stacks:
+            cleanup.callback(stack.clean_up)
+            stack.prepare()
+        for stack in stacks:
+            stack.launch()
+        for stack in stacks:
+            stack.wait_until_serving()
+            stack.wait_for_workers()
+            request_id = uuid.uuid4().hex
+
+            assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
+            assert stack.wait_for_access_line(request_id)["status"] == "200"
+        for stack in stacks:
+            stack.stop_and_check()
 
 
 def test_app_command_that_does_not_exist_is_a_clear_error(app_dir, runtime_dir):
