@@ -130,6 +130,12 @@ def pre_request(worker, req):
     logs.request_id.set(headers.get("X-REQUEST-ID", "-"))
 
 
+def post_fork(server, worker):
+    # Errors Python would print raw (in a __del__ method, or one that ends a thread) become
+    # log lines like any other (myproject/logs.py).
+    logs.log_what_python_would_print_itself()
+
+
 def post_worker_init(worker):
     # The settings' warnings (STARTUP_WARNINGS in myproject/settings.py) are logged here, by
     # the first worker alone: once per start of the web process, rather than once per worker,

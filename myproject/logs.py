@@ -14,6 +14,8 @@ This module must not import Django: gunicorn's master process loads it before an
 import contextvars
 import json
 import logging
+import sys
+import threading
 
 # The X-Request-ID of the request this thread is handling: nginx sets the header on every
 # request (the router's id, or its own), and the pre_request hook in config/gunicorn.conf.py
@@ -65,3 +67,32 @@ class LogfmtFormatter(logging.Formatter):
         if record.stack_info:
             text += self.formatStack(record.stack_info)
         return text.splitlines()
+
+
+def log_what_python_would_print_itself():
+    """Send through logging, as logfmt lines, the two errors Python prints on stderr itself.
+
+    An exception raised where nothing can catch it (in a __del__ method, a weakref callback):
+    Python prints "Exception ignored in: ..." and a traceback. An exception that ends a thread:
+    Python prints the thread's traceback. Both would be several raw lines in the log; here each
+    is an ERROR of the "python" logger, with the request id of the thread that raised it (a
+    thread the app starts itself has none: "-").
+    """
+    logger = logging.getLogger("python")
+
+    def log_unraisable(unraisable):
+        exc_info = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+        message = unraisable.err_msg or "Exception ignored in"
+        if unraisable.object is None:
+            logger.error("%s", message, exc_info=exc_info)
+        else:
+            logger.error("%s: %r", message, unraisable.object, exc_info=exc_info)
+
+    def log_thread_exception(args):
+        if issubclass(args.exc_type, SystemExit):
+            return  # how a thread may end on purpose; Python says nothing about it either
+        name = args.thread.name if args.thread else "unknown"
+        logger.error("Exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.unraisablehook = log_unraisable
+    threading.excepthook = log_thread_exception

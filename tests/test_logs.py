@@ -216,6 +216,28 @@ def test_500_traceback_is_logged_line_by_line_with_the_request_id(start_stack):
     assert tracebacks[-1].endswith("no such table: demo_visit")
 
 
+def test_errors_python_would_print_itself_are_log_lines(start_stack):
+    # An exception in __del__ ("Exception ignored in ...") and one that ends a thread: Python
+    # prints both on stderr itself, in lines that are not logfmt, unless told otherwise.
+    stack = start_stack({"DJANGO_SETTINGS_MODULE": "tests.settings"})
+    request_id = new_request_id()
+    token = uuid.uuid4().hex[:12]
+
+    response = stack.get(f"/misbehave/raise-where-nothing-catches/{token}/", headers=router_headers(request_id))
+
+    assert response.status_code == 200
+    stack.wait_for_output(f"deliberate failure in __del__ {token}")
+    stack.wait_for_output(f"deliberate failure in a thread {token}")
+    lines = [assert_one_safe_line(line) for line in stack.log_lines()]
+    python_lines = [fields for fields in lines if fields.get("logger") == "python"]
+    messages = [fields["msg"] for fields in python_lines if "msg" in fields]
+    assert any(message.startswith("Exception ignored in: ") for message in messages), messages
+    assert f"Exception in thread failing-{token}" in messages
+    # __del__ ran in the thread handling the request, and its lines carry the request's id.
+    assert any(f"__del__ {token}" in fields.get("traceback", "") for fields in python_lines
+               if fields["request_id"] == request_id)
+
+
 def test_404s_from_crawlers_are_left_to_the_access_line(stack):
     request_id = new_request_id()
 

@@ -7,5 +7,6 @@ from tests import views
 urlpatterns = [
     path("misbehave/slow/<int:seconds>/", views.slow),
     path("misbehave/raise/<slug:token>/", views.raise_error),
+    path("misbehave/raise-where-nothing-catches/<slug:token>/", views.raise_where_nothing_catches),
     path("", include("myproject.urls")),
 ]

@@ -1,7 +1,9 @@
-"""Views that misbehave on purpose, for tests/test_faults.py. Never in the deployed app."""
+"""Views that misbehave on purpose, for tests/test_faults.py and tests/test_logs.py. Never in the
+deployed app."""
 
 import logging
 import os
+import threading
 import time
 
 from django.http import HttpResponse
@@ -21,3 +23,24 @@ def slow(request, seconds):
 def raise_error(request, token):
     """Fail with an exception whose message carries `token`, to find its traceback in the log."""
     raise RuntimeError(f"deliberate failure {token}")
+
+
+class RaisesWhenCollected:
+    def __init__(self, token):
+        self.token = token
+
+    def __del__(self):
+        raise RuntimeError(f"deliberate failure in __del__ {self.token}")
+
+
+def raise_where_nothing_catches(request, token):
+    """Raise where Python, not the view, must report it: in __del__ and in a thread."""
+    RaisesWhenCollected(token)  # collected at once, and its __del__ raises
+
+    def fail():
+        raise RuntimeError(f"deliberate failure in a thread {token}")
+
+    thread = threading.Thread(target=fail, name=f"failing-{token}")
+    thread.start()
+    thread.join()
+    return HttpResponse("raised twice")
