@@ -38,7 +38,7 @@ class MakeRun(Stack):
 
     def __init__(self, runtime_dir, app_dir, extra_env=None, port=None):
         """Without `port`, a free port given to make run as PORT, as from the shell."""
-        super().__init__(runtime_dir, app_dir=app_dir)
+        super().__init__(runtime_dir, app_dir=app_dir, command=["make", "run"])
         self.env = {name: value for name, value in os.environ.items() if name not in NOT_IN_A_TERMINAL}
         self.env.update({
             "NGINX_SOCKET_PATH": str(self.socket_path),
@@ -54,10 +54,7 @@ class MakeRun(Stack):
         """Nothing: make run collects static files and migrates by itself."""
 
     def start(self, stdout=None):
-        self.process = subprocess.Popen(
-            ["make", "run"], cwd=self.app_dir, env=self.env, start_new_session=True,
-            stdout=stdout or self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
-        )
+        self.launch(stdout)
         self.wait_until_serving(timeout=MAKE_RUN_TIMEOUT)
         self.record_processes()
 

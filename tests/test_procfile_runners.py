@@ -4,12 +4,11 @@ stops the web process a second after migrate finishes. `honcho start web` is the
 that works (docs/where-it-runs.md): it serves pages through nginx, and Ctrl-C stops it all.
 """
 
-import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import running
-from tests.stack import NGINX_DEFAULT_WORKERS, REPO, Stack
+from tests.stack import NGINX_DEFAULT_WORKERS, Stack
 
 HONCHO = Path(sys.executable).parent / "honcho"
 # honcho's exit status when Ctrl-C stopped it.
@@ -20,14 +19,8 @@ class HonchoStack(Stack):
     """`honcho start web` in this repository, with a stack's environment (honcho passes PORT
     on), stopped with Ctrl-C and checked like any other stack."""
 
-    def start(self, stdout=None):
-        # A session of its own, like a terminal's foreground job.
-        self.process = subprocess.Popen(
-            [HONCHO, "start", "web"], cwd=REPO, env=self.env, start_new_session=True,
-            stdout=stdout or self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
-        )
-        self.wait_until_serving()
-        self.wait_for_workers()
+    def __init__(self, runtime_dir):
+        super().__init__(runtime_dir, command=[str(HONCHO), "start", "web"])
 
     def stop(self):
         return self.press_ctrl_c(runner_status=HONCHO_CTRL_C_STATUS)
