@@ -87,6 +87,12 @@ def children_of(pid):
     return found
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat from the 3rd (the state) on. The command, the 2nd, is in
+    parentheses and may hold spaces, so the split starts after it."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def start_time(pid):
     """When `pid` started (in clock ticks since boot), or None if it is not running.
 
@@ -94,11 +100,9 @@ def start_time(pid):
     has a later start time. A zombie has finished running, and counts as gone.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat_fields(pid)
     except OSError:
         return None
-    # The command (field 2) is in parentheses and may hold spaces; field 3 (state) follows it.
-    fields = stat.rpartition(")")[2].split()
     state, started = fields[0], int(fields[19])  # fields 3 and 22
     return None if state in "ZX" else started
 

@@ -16,6 +16,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.stack import stat_fields
+
 # What /proc/<pid>/task/<tid>/wchan names while a thread sleeps inside a TCP socket call:
 # sending with a full send buffer (a slow reader), or receiving with nothing to read (a slow
 # uploader, a slowloris). Idle workers sleep elsewhere (in select, poll, accept or a lock).
@@ -76,12 +78,6 @@ def kib_line(pid, proc_file, key):
         if line.startswith(f"{key}:"):
             return int(line.split()[1])
     raise ValueError(f"no {key} line in /proc/{pid}/{proc_file}")
-
-
-def stat_fields(pid):
-    """The fields of /proc/PID/stat from the 3rd (the state) on. The command, the 2nd, is in
-    parentheses and may hold spaces, so the split starts after it."""
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
 def listen_queue(socket_path):
