@@ -235,11 +235,16 @@ def summary(run):
             f"ran out: {ran_out_cell(run)}, load {run.load_average:.2f}")
 
 
+def controls_by_name(runs):
+    """Each control run (see CONTROL), by the name of the abusive run it is the control of."""
+    return {run.name.removesuffix(CONTROL): run for run in runs if run.name.endswith(CONTROL)}
+
+
 def markdown(runs, markdown_table):
     """The capacity sections of results.md; `markdown_table` is __main__'s table helper."""
     baseline = runs[0]
     abusive = [run for run in runs if run.name.endswith("one address")]
-    controls = {run.name.removesuffix(CONTROL): run for run in runs if run.name.endswith(CONTROL)}
+    controls = controls_by_name(runs)
     crowd = [run for run in runs if run.name.startswith("crowd")]
     budget = runs[-1]
 
@@ -329,7 +334,7 @@ def targets(runs):
     """Lines for the report's Targets section."""
     baseline = runs[0].p99()
     lines = []
-    controls = {run.name.removesuffix(CONTROL): run for run in runs if run.name.endswith(CONTROL)}
+    controls = controls_by_name(runs)
     for run in runs:
         if run.name.endswith("one address"):
             ok = run.success >= TARGET_SUCCESS and run.p99() <= TARGET_P99_FACTOR * baseline
