@@ -573,8 +573,8 @@ def run(command, nginx, rendered, wait_for_app, signals):
     if status is None:
         # Written again: another start in this checkout may have written its own meanwhile.
         with config_in_place(rendered):
-            children.start("nginx", nginx_command(nginx), nginx_env)
-            wait_until_nginx_has_read_its_config(children.processes["nginx"], children.pause)
+            nginx_process = children.start("nginx", nginx_command(nginx), nginx_env)
+            wait_until_nginx_has_read_its_config(nginx_process, children.pause)
         if graceful:
             check_shim_loaded(children)
         status = supervise(children, signals)
