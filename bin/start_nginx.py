@@ -207,6 +207,15 @@ def find_nginx():
     return found
 
 
+def nginx_version(nginx):
+    """What `nginx -v` says, such as 1.30.2: printed when nginx starts, so that `heroku logs`
+    shows which nginx serves (the buildpack's, or another found on PATH)."""
+    result = subprocess.run([nginx, "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    said = result.stdout.decode(errors="replace").strip()
+    # "nginx version: nginx/1.30.2"; another build may name itself otherwise (openresty/...).
+    return said.removeprefix("nginx version: ").removeprefix("nginx/") or "unknown"
+
+
 def render(template):
     """Render an ERB template exactly as Ruby's erb would, or explain why it cannot."""
     # newline="" keeps \r\n line ends as they are, as Ruby does.
@@ -262,7 +271,11 @@ def config_in_place(rendered):
 def nginx_command(nginx):
     # The prefix is the app directory, as with the buildpack's script, so relative paths in
     # the config (mime.types, static files) mean the same under both.
-    return [nginx, "-p", f"{APP_DIR}/", "-c", str(CONFIG)]
+    # nginx opens its compiled-in error log before it reads the config's error_log. Heroku's
+    # binary has logs/error.log under the prefix, which no app has, so every start would
+    # print "[alert] could not open error log file". -e stderr (nginx 1.19.5 and later) is
+    # where the config sends errors anyway.
+    return [nginx, "-e", "stderr", "-p", f"{APP_DIR}/", "-c", str(CONFIG)]
 
 
 def wait_until_nginx_has_read_its_config(nginx, pause):
@@ -408,7 +421,7 @@ class Children:
         self.processes = {}
         self.relay = OUTPUT
 
-    def start(self, name, command, env):
+    def start(self, name, command, env, **fields):
         # Each child gets its own process group, so a Ctrl-C in the terminal reaches only
         # this wrapper, which then stops them in the right order; and its workers share that
         # group, so that one killpg() reaches any of them its master left behind.
@@ -419,7 +432,7 @@ class Children:
         )
         self.relay.close_child_ends()
         self.processes[name] = process
-        log(at=f"{name}-start", pid=process.pid, cmd=" ".join(command))
+        log(at=f"{name}-start", pid=process.pid, **fields, cmd=" ".join(command))
         return process
 
     def pause(self):
@@ -571,9 +584,10 @@ def run(command, nginx, rendered, wait_for_app, signals):
     children.start("app", command, app_env)
     status = wait_until_ready(children, ready_file, signals) if wait_for_app else None
     if status is None:
+        version = nginx_version(nginx)
         # Written again: another start in this checkout may have written its own meanwhile.
         with config_in_place(rendered):
-            nginx_process = children.start("nginx", nginx_command(nginx), nginx_env)
+            nginx_process = children.start("nginx", nginx_command(nginx), nginx_env, version=version)
             wait_until_nginx_has_read_its_config(nginx_process, children.pause)
         if graceful:
             check_shim_loaded(children)

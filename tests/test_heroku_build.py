@@ -66,7 +66,7 @@ def test_buildpacks_nginx_then_python_run_this_apps_start_script(start_stack, bu
     response = stack.get("/", headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == 200
     output = stack.output()
-    assert f"cmd=\"{build_dir}/bin/nginx -p" in output, "nginx should be the buildpack's bin/nginx"
+    assert f"cmd=\"{build_dir}/bin/nginx " in output, "nginx should be the buildpack's bin/nginx"
     # The one warning expected: this dyno's database is the stack's SQLite file.
     warnings = [line for line in output.splitlines() if "warning" in line.lower()]
     assert all("DATABASE_URL is a SQLite file" in line for line in warnings), warnings

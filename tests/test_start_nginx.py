@@ -175,6 +175,17 @@ def test_force_flag_starts_nginx_without_waiting_for_the_app(app_dir, runtime_di
         assert wrapper.wait(30) == 0
 
 
+def test_the_nginx_start_line_names_the_version_that_serves(stack):
+    # `heroku logs` then says whether the buildpack's nginx serves, and which release.
+    said = subprocess.run([system_nginx(), "-v"], capture_output=True, text=True).stderr
+    version = said.strip().rpartition("/")[2]
+
+    start_line = next(parse_logfmt(line) for line in stack.stdout_lines() if "at=nginx-start" in line)
+
+    assert start_line["version"] == version
+    assert start_line["version"].count(".") == 2, f"not a release number: {start_line['version']!r}"
+
+
 def wait_for_progress(wrapper, at):
     lines = []
     for raw in wrapper.stdout:
