@@ -2,8 +2,11 @@
 Django (where nginx is not in front: runserver, a deploy without nginx): the security headers
 Django puts on every page included, HSTS over https on a dyno with the same value.
 
-The same hashed file is fetched from nginx and straight from gunicorn over its unix socket;
-only the headers each server makes its own way may differ.
+The same hashed file is fetched from nginx and straight from gunicorn over its unix socket,
+and the headers that decide how browsers and caches treat it must be the same. The others are
+each server's own business and differ between nginx versions (nginx 1.30, which Heroku runs,
+adds Accept-Ranges to the files gzip_static serves; Debian 12's 1.22 does not), so they are
+not compared.
 """
 
 import email.message
@@ -17,11 +20,15 @@ import pytest
 
 from tests.stack import PRODUCTION_ENV, REPO
 
-ALLOWED_TO_DIFFER = {"server", "date", "etag", "last-modified", "content-length"}
+# What a browser or a cache does with the file: how to read it, how long to keep it, who may
+# use it, and the security headers Django's SecurityMiddleware adds to every response.
+HEADERS_THAT_MATTER = (
+    "content-type", "content-encoding", "vary", "cache-control", "access-control-allow-origin",
+    "x-content-type-options", "referrer-policy", "cross-origin-opener-policy",
+    "strict-transport-security",
+)
 
-# gunicorn's sync workers close every connection; ask nginx to do the same, so that
-# Connection matches too.
-REQUEST_HEADERS = {"Accept-Encoding": "gzip", "Connection": "close"}
+REQUEST_HEADERS = {"Accept-Encoding": "gzip"}
 OVER_HTTPS = {**REQUEST_HEADERS, "X-Forwarded-Proto": "https"}
 
 
@@ -44,17 +51,16 @@ def hashed_static_path():
 
 
 def fetch(connection, headers):
-    """(status, headers as sorted (lowercase name, value) pairs), without those allowed to differ."""
+    """(status, {name: value} of each header that matters, None where it is absent)."""
     try:
         connection.request("GET", hashed_static_path(), headers=headers)
         response = connection.getresponse()
         response.read()
     finally:
         connection.close()
-    kept = sorted((name.lower(), value) for name, value in response.getheaders()
-                  if name.lower() not in ALLOWED_TO_DIFFER)
-    return response.status, [(name, unquoted_parameters(value) if name == "content-type" else value)
-                             for name, value in kept]
+    received = {name: response.getheader(name) for name in HEADERS_THAT_MATTER}
+    received["content-type"] = unquoted_parameters(received["content-type"])
+    return response.status, received
 
 
 def unquoted_parameters(content_type):
@@ -78,7 +84,11 @@ def test_same_headers_over_plain_http(stack):
     whitenoise = from_whitenoise(stack, REQUEST_HEADERS)
 
     assert nginx == whitenoise
-    assert ("x-content-type-options", "nosniff") in nginx[1]
+    status, headers = nginx
+    assert status == 200
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "max-age=315360000, public, immutable"
+    assert headers["content-encoding"] == "gzip"
 
 
 @pytest.mark.parametrize("hsts_env, expected_hsts", [
@@ -93,7 +103,7 @@ def test_same_headers_over_https_on_a_dyno(start_stack, hsts_env, expected_hsts)
     whitenoise = from_whitenoise(stack, OVER_HTTPS)
 
     assert nginx == whitenoise
-    assert dict(nginx[1]).get("strict-transport-security") == expected_hsts
+    assert nginx[1]["strict-transport-security"] == expected_hsts
 
 
 def test_no_hsts_over_plain_http_on_a_dyno(start_stack):
@@ -104,7 +114,7 @@ def test_no_hsts_over_plain_http_on_a_dyno(start_stack):
     status, headers = from_nginx(stack, {**REQUEST_HEADERS, "X-Forwarded-Proto": "http"})
 
     assert status == 200
-    assert "strict-transport-security" not in dict(headers)
+    assert headers["strict-transport-security"] is None
 
 
 def test_hsts_seconds_that_are_not_a_number_are_a_clear_error(runtime_dir):
