@@ -73,6 +73,17 @@ def copy_of_repository(destination):
     return destination
 
 
+def whole_lines(written):
+    """The whole lines in what the web process has written so far, as bytes. It may be in
+    the middle of a line while a test reads: that last, unfinished piece is left out."""
+    return written[:written.rfind(b"\n") + 1].splitlines()
+
+
+def complete_lines(path):
+    """whole_lines() of a file the web process writes to."""
+    return whole_lines(path.read_bytes())
+
+
 def children_of(pid):
     """Direct child processes of `pid`, forked by any of its threads; none once it has ended
     (it may end while we look, as when a stack is being stopped)."""
@@ -257,15 +268,21 @@ class Stack:
                 reply += chunk
         return reply
 
+    # Every way of reading what the stack printed goes through complete_lines(), so that no
+    # test ever parses half a line.
+
     def stdout_lines(self):
-        return self.stdout_path.read_text(errors="replace").splitlines()
+        return [line.decode(errors="replace") for line in complete_lines(self.stdout_path)]
+
+    def stderr_lines(self):
+        return [line.decode(errors="replace") for line in complete_lines(self.stderr_path)]
 
     def log_lines(self):
         """Every line printed so far, stdout's then stderr's, as bytes: what Heroku collects."""
-        return self.stdout_path.read_bytes().splitlines() + self.stderr_path.read_bytes().splitlines()
+        return complete_lines(self.stdout_path) + complete_lines(self.stderr_path)
 
     def output(self):
-        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+        return "".join(f"{line}\n" for line in self.stdout_lines() + self.stderr_lines())
 
     def wait_for_output(self, text, timeout=5):
         """Everything printed so far, once `text` is in it. The web process prints its

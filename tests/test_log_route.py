@@ -20,14 +20,15 @@ import pytest
 
 from tests.logfmt import parse
 from tests.conftest import running
-from tests.stack import WEB_COMMAND, Stack, copy_of_repository
+from tests.stack import WEB_COMMAND, Stack, copy_of_repository, whole_lines
 from tests.test_logs import raw_request
 
 NOBODY = 65534
 
 
-def access_line_for(text, request_id):
-    for line in text.splitlines():
+def access_line_for(written, request_id):
+    """nginx's line for `request_id` in what the web process has written (bytes), or None."""
+    for line in map(bytes.decode, whole_lines(written)):
         if line.startswith("measure#nginx.service=") and f'request_id="{request_id}"' in line:
             return parse(line)
     return None
@@ -43,10 +44,10 @@ def test_stdout_may_be_a_socket(start_stack):
 
         assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
 
-        received = ""
+        received = b""
         ours.settimeout(10)
         while access_line_for(received, request_id) is None:
-            received += ours.recv(65536).decode()
+            received += ours.recv(65536)
         assert access_line_for(received, request_id)["status"] == "200"
 
 
@@ -87,7 +88,7 @@ def test_a_user_who_may_not_open_stdout_by_name_still_logs(runtime_dir):
         assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
 
         deadline = time.monotonic() + 10
-        while access_line_for(root_owned.read_text(), request_id) is None:
+        while access_line_for(root_owned.read_bytes(), request_id) is None:
             assert time.monotonic() < deadline, root_owned.read_text()
             time.sleep(0.05)
     assert root_owned.stat().st_uid == 0
@@ -139,7 +140,7 @@ def test_the_last_lines_are_printed_before_the_wrapper_exits(stack):
     assert stack.get("/", headers={"X-Request-ID": request_id}).status_code == 200
     assert stack.stop() == 0
 
-    assert access_line_for(stack.stdout_path.read_text(), request_id)["status"] == "200"
+    assert access_line_for(stack.stdout_path.read_bytes(), request_id)["status"] == "200"
     # gunicorn's master says this as it exits, after the wrapper has seen it go.
-    assert stack.stderr_path.read_text().splitlines()[-1].endswith('msg="Shutting down: Master"')
+    assert stack.stderr_lines()[-1].endswith('msg="Shutting down: Master"')
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.logfmt import parse
-from tests.stack import REPO
+from tests.stack import REPO, complete_lines
 
 HEROKU_MAX_LINE_BYTES = 10_000  # Logplex splits longer lines in two
 
@@ -55,7 +55,7 @@ def send_hostile(stack, *header_lines, request_line=b"GET /?hostile HTTP/1.1", r
     request_id = request_id or uuid.uuid4().hex
     stack.send_raw(raw_request(b"X-Request-ID: " + request_id.encode(), *header_lines, request_line=request_line))
     stack.wait_for_access_line(request_id)
-    lines = stack.stdout_path.read_bytes().splitlines()
+    lines = complete_lines(stack.stdout_path)
     for line in lines:
         assert_one_safe_line(line)
     (line,) = [line for line in lines if request_id.encode() in line]
@@ -260,7 +260,7 @@ def test_one_access_line_per_request_although_the_buildpack_asks_gunicorn_for_on
     # gunicorn's sync worker would write its line only after the response has gone to nginx,
     # maybe after nginx's own line: stop the stack, which lets every process finish writing.
     assert stack.stop() == 0
-    stdout = stack.stdout_path.read_bytes().splitlines()
+    stdout = complete_lines(stack.stdout_path)
     assert all(line.startswith((b"wrapper=", b"measure#nginx.service=")) for line in stdout), stdout
     mentions = [line for line in stack.log_lines() if request_id.encode() in line]
     assert len(mentions) == 1

@@ -75,7 +75,7 @@ class ThisStack:
 
     def error_log(self):
         """What nginx and gunicorn wrote to stderr, where nginx's error log goes."""
-        return self.stack.stderr_path.read_text(errors="replace")
+        return "\n".join(self.stack.stderr_lines())
 
 
 class Peer:
