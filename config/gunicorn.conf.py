@@ -7,6 +7,7 @@ Django rather than waiting on a phone's upload.
 Settings: https://docs.gunicorn.org/en/stable/settings.html
 """
 
+import functools
 import logging
 import os
 import signal
@@ -122,6 +123,26 @@ logconfig_dict = {
 }
 
 
+# Server hooks: https://docs.gunicorn.org/en/stable/settings.html#server-hooks
+#
+# gunicorn lets an exception in a hook end the process that runs it: a worker whose
+# post_worker_init raises exits with "Worker failed to boot", and gunicorn then halts
+# altogether, failing the requests nginx has in flight. Nothing these hooks do (logging,
+# a request id, a file for bin/start-nginx) is worth that, so each one is wrapped: a hook
+# that fails logs its error and traceback as logfmt lines, and gunicorn carries on.
+def never_stops_the_server(hook):
+    @functools.wraps(hook)  # gunicorn checks a hook's arguments, which wraps() keeps
+    def carry_on(*args):
+        try:
+            hook(*args)
+        except Exception:
+            logging.getLogger("gunicorn.error").exception(
+                "the %s hook in config/gunicorn.conf.py failed; gunicorn carries on", hook.__name__)
+
+    return carry_on
+
+
+@never_stops_the_server
 def pre_request(worker, req):
     # nginx sends every request with an X-Request-ID (the router's, or one it made up); every
     # line logged while this worker handles the request carries it, Django's and gunicorn's.
@@ -130,25 +151,29 @@ def pre_request(worker, req):
     logs.request_id.set(headers.get("X-REQUEST-ID", "-"))
 
 
+@never_stops_the_server
 def post_fork(server, worker):
     # Errors Python would print raw (in a __del__ method, or one that ends a thread) become
     # log lines like any other (myproject/logs.py).
     logs.log_what_python_would_print_itself()
 
 
+@never_stops_the_server
 def post_worker_init(worker):
     # The settings' warnings (STARTUP_WARNINGS in myproject/settings.py) are logged here, by
     # the first worker alone: once per start of the web process, rather than once per worker,
     # again each time a worker restarts, and again for every manage.py command.
     # Django is imported here, in a worker that has loaded the app, and not at the top: the
     # master reads this file too, and does not load the app (preload_app is off).
-    if worker.age == 1:
-        from django.conf import settings
+    # An app that is not Django (or has no DJANGO_SETTINGS_MODULE) has no such settings.
+    from django.conf import settings
 
+    if worker.age == 1 and settings.configured:
         for message in getattr(settings, "STARTUP_WARNINGS", []):
             logging.getLogger("myproject.settings").warning(message)
 
 
+@never_stops_the_server
 def post_request(worker, req, environ, resp):
     # Called after gunicorn's access line, so that line has the id too.
     logs.request_id.set("-")
@@ -175,6 +200,7 @@ APP_INITIALIZED_PATH = Path(os.environ.get("APP_INITIALIZED_PATH", "/tmp/app-ini
 NGINX_GRACEFUL_SIGTERM = os.environ.get("NGINX_GRACEFUL_SIGTERM")
 
 
+@never_stops_the_server
 def on_starting(server):
     # bin/start-nginx always sets the variable; without it, another script started us.
     if NGINX_GRACEFUL_SIGTERM is None and "DYNO" in os.environ:
@@ -185,6 +211,7 @@ def on_starting(server):
         )
 
 
+@never_stops_the_server
 def when_ready(server):
     if NGINX_GRACEFUL_SIGTERM == "1":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -193,6 +220,7 @@ def when_ready(server):
     APP_INITIALIZED_PATH.touch()
 
 
+@never_stops_the_server
 def on_exit(server):
     # A file left behind would tell the next start that an app is ready before it is.
     APP_INITIALIZED_PATH.unlink(missing_ok=True)
