@@ -39,11 +39,19 @@ def send_sigterm_to_the_wrapper(stack):
     stack.process.send_signal(signal.SIGTERM)
 
 
-ENDINGS = [kill_nginx_master, kill_gunicorn_master, kill_the_wrapper, press_ctrl_c, send_sigterm_to_the_wrapper]
+# Each ending, and the wrapper's exit status after it (docs/start-nginx.md): 1 when one of
+# its processes exited on its own, 0 when it was asked to stop, and SIGKILL's when killed.
+ENDINGS = [
+    (kill_nginx_master, 1),
+    (kill_gunicorn_master, 1),
+    (kill_the_wrapper, -signal.SIGKILL),
+    (press_ctrl_c, 0),
+    (send_sigterm_to_the_wrapper, 0),
+]
 
 
-@pytest.mark.parametrize("end", ENDINGS, ids=lambda end: end.__name__)
-def test_nothing_is_left_and_the_next_start_serves(start_stack, end):
+@pytest.mark.parametrize("end, wrapper_status", ENDINGS, ids=[end.__name__ for end, _ in ENDINGS])
+def test_nothing_is_left_and_the_next_start_serves(start_stack, end, wrapper_status):
     stack = start_stack({"WEB_CONCURRENCY": str(GUNICORN_WORKERS), "NGINX_WORKERS": str(NGINX_WORKERS)})
     # The wrapper, both masters and every worker: all recorded, so all checked below.
     assert len(stack.seen_processes) == 1 + 2 + NGINX_WORKERS + GUNICORN_WORKERS, stack.output()
@@ -51,6 +59,6 @@ def test_nothing_is_left_and_the_next_start_serves(start_stack, end):
     end(stack)
 
     assert stack.leftover_processes(wait=GONE_WITHIN) == []
-    stack.wait_for_exit(5)
+    assert stack.wait_for_exit(5) == wrapper_status, stack.output()
     stack.start()
     assert stack.get("/").status_code == 200
