@@ -4,13 +4,13 @@ error pages itself, with no [crit] or [error] line.
 
 Started as root, nginx would run its workers as `nobody`, who cannot enter such a checkout;
 bin/start-nginx runs them as the checkout's owner instead (choose_nginx_user). These tests
-start a copy of this repository placed in a 0700 directory; as anyone but root that is no
-different from the rest of the suite, so they are skipped.
+start a copy of this repository placed in a 0700 directory, and one that belongs to another
+user; as anyone but root that is no different from the rest of the suite, so they are
+skipped.
 """
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +27,8 @@ from tests.test_faults import answer_once_its_worker_is_killed
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root's nginx changes its workers' user")
 
 AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
+# A user every Debian and Ubuntu system has, who is neither root nor nobody.
+ANOTHER_USER = "daemon"
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +110,14 @@ def test_nginx_logs_no_crit_or_error_line(private_stack):
     assert nginx_complaints == []
 
 
-def test_nginx_workers_run_as_the_owner_of_the_app_directory(private_stack):
-    owner = pwd.getpwuid(private_stack.app_dir.stat().st_uid).pw_name
-    nginx = private_stack.child_pids()["nginx"]
+def test_nginx_workers_run_as_the_owner_of_the_app_directory(start_stack, runtime_dir):
+    # A checkout that belongs to neither root, who starts nginx here, nor nobody, whom nginx
+    # would choose: only then can the three be told apart.
+    app_dir = copy_of_repository(runtime_dir / "app")
+    subprocess.run(["chown", "-R", f"{ANOTHER_USER}:", app_dir], check=True)
+    stack = start_stack(app_dir=app_dir)
+
+    nginx = stack.child_pids()["nginx"]
     ps = subprocess.run(["ps", "-o", "user=", "--ppid", str(nginx)], capture_output=True, text=True, check=True)
 
-    assert ps.stdout.split() == [owner] * NGINX_DEFAULT_WORKERS
+    assert ps.stdout.split() == [ANOTHER_USER] * NGINX_DEFAULT_WORKERS
