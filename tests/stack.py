@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -40,6 +41,11 @@ PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "tests.settings",
     "GUNICORN_ACCESS_LOG": "1",
 }
+
+
+# What Heroku's router adds to a request that came over https: production settings then
+# serve it rather than redirect it.
+OVER_HTTPS = {"X-Forwarded-Proto": "https"}
 
 
 def gunicorn_settings():
@@ -255,6 +261,23 @@ class Stack:
                 raise AssertionError(f"workers missing after {STARTUP_TIMEOUT}s:\n{self.output()}")
             time.sleep(0.05)
         self.record_processes()
+
+    def wait_until_every_worker_has_answered(self, timeout=STARTUP_TIMEOUT):
+        """Wait until each gunicorn worker running now has answered a request.
+
+        A worker answers only once it has booted, and so once it has logged everything it
+        logs as it boots (the settings' warnings, say): after this, a count of such lines can
+        no longer grow. Needs tests.settings (DJANGO_SETTINGS_MODULE), for /worker-pid/.
+        """
+        workers = set(children_of(self.child_pids()["app"]))
+        answered = set()
+        deadline = time.monotonic() + timeout
+        # As many requests at once as there are workers, so that each gets its turn soon.
+        with ThreadPoolExecutor(len(workers)) as pool:
+            while not workers <= answered:
+                assert time.monotonic() < deadline, f"workers {workers - answered} never answered:\n{self.output()}"
+                answers = pool.map(lambda _: self.get("/worker-pid/", headers=OVER_HTTPS), workers)
+                answered |= {int(answer.text) for answer in answers}
 
     def get(self, path, **kwargs):
         return requests.get(self.url + path, timeout=10, **kwargs)

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.conftest import running_stack, temporary_runtime_dir
-from tests.stack import PRODUCTION_ENV, REPO, STARTUP_TIMEOUT, Stack
+from tests.stack import OVER_HTTPS, PRODUCTION_ENV, REPO, STARTUP_TIMEOUT, Stack
 from tests.test_faults import postgres_server
 from tests.test_settings import load_settings
 
@@ -70,9 +70,11 @@ def test_a_web_dyno_without_database_url_refuses_to_boot(runtime_dir):
 def test_a_dyno_with_an_explicit_sqlite_url_boots_with_a_warning(start_stack):
     stack = start_stack(PRODUCTION_ENV)  # DATABASE_URL=sqlite:///... in a temporary directory
 
-    assert stack.get("/", headers={"X-Forwarded-Proto": "https"}).status_code == 200
-    # Once for the web process, not once per worker (WEB_CONCURRENCY=2).
-    assert stack.wait_for_output(SQLITE_WARNING).count(SQLITE_WARNING) == 1
+    assert stack.get("/", headers=OVER_HTTPS).status_code == 200
+    # Once for the web process, not once per worker (WEB_CONCURRENCY=2), counted once every
+    # worker has logged what it logs as it boots.
+    stack.wait_until_every_worker_has_answered()
+    assert stack.output().count(SQLITE_WARNING) == 1
 
 
 def test_no_sqlite_warning_locally():

@@ -31,6 +31,9 @@ NOT_IN_A_TERMINAL = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "CI", "DYNO", "DATABASE
                      "GUNICORN_RELOAD", "GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY"}
 
 DEVELOPMENT_KEY_WARNING = "DJANGO_SECRET_KEY is not set"
+# The project's settings plus /worker-pid/, which Stack.wait_until_every_worker_has_answered
+# asks: only then can a test tell that a warning will not come again.
+WITH_WORKER_PIDS = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
 
 
 class MakeRun(Stack):
@@ -203,7 +206,7 @@ def test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno():
 
 
 def test_the_development_key_warning_is_one_logfmt_line_per_make_run(make_run, app_copy):
-    stack = make_run({"WEB_CONCURRENCY": "3"})
+    stack = make_run({**WITH_WORKER_PIDS, "WEB_CONCURRENCY": "3"})
     wait_until_every_worker_watches(stack, 3)
     # Restart every worker once: the warning must not come back with them.
     boots = stack.worker_boots()
@@ -212,6 +215,7 @@ def test_the_development_key_warning_is_one_logfmt_line_per_make_run(make_run, a
     while stack.worker_boots() < boots + 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert stack.worker_boots() == boots + 3, stack.output()
+    stack.wait_until_every_worker_has_answered()
 
     warnings = [line for line in stack.log_lines() if DEVELOPMENT_KEY_WARNING.encode() in line]
 
@@ -221,8 +225,9 @@ def test_the_development_key_warning_is_one_logfmt_line_per_make_run(make_run, a
 
 
 def test_no_development_key_warning_with_a_secret_key(make_run):
-    stack = make_run({"DJANGO_SECRET_KEY": "a-real-secret-for-this-test"})
+    stack = make_run({**WITH_WORKER_PIDS, "DJANGO_SECRET_KEY": "a-real-secret-for-this-test"})
 
+    stack.wait_until_every_worker_has_answered()
     assert DEVELOPMENT_KEY_WARNING not in stack.output()
 
 
@@ -241,10 +246,11 @@ def test_make_run_reads_dotenv_and_the_shell_wins(make_run, app_copy):
         "WEB_CONCURRENCY=3\n"
     )
 
-    stack = make_run({"WEB_CONCURRENCY": "1"}, port=port)
+    stack = make_run({**WITH_WORKER_PIDS, "WEB_CONCURRENCY": "1"}, port=port)
 
     assert stack.get("/", headers={"Host": "dotenv.test"}).status_code == 200
     assert stack.get("/", headers={"Host": "elsewhere.test"}).status_code == 400
+    stack.wait_until_every_worker_has_answered()
     assert DEVELOPMENT_KEY_WARNING not in stack.output()
     assert stack.worker_boots() == 1  # the shell's WEB_CONCURRENCY, not .env's
 

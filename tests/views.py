@@ -1,5 +1,5 @@
-"""Views that misbehave on purpose, for tests/test_faults.py and tests/test_logs.py. Never in the
-deployed app."""
+"""Views for the tests (tests/urls.py): most misbehave on purpose, for tests/test_faults.py and
+tests/test_logs.py. Never in the deployed app."""
 
 import logging
 import os
@@ -11,6 +11,11 @@ from django.http import HttpResponse
 logger = logging.getLogger(__name__)
 
 LONGEST_SLEEP = 60
+
+
+def worker_pid(request):
+    """The pid of the gunicorn worker that answers: a worker answers only once it has booted."""
+    return HttpResponse(str(os.getpid()))
 
 
 def slow(request, seconds):
