@@ -1,12 +1,15 @@
-"""Views for the tests (tests/urls.py): most misbehave on purpose, for tests/test_faults.py and
-tests/test_logs.py. Never in the deployed app."""
+"""Views for the tests (tests/urls.py), never in the deployed app: most misbehave on purpose,
+for tests/test_faults.py and tests/test_logs.py; one reports what it received, for
+tests/test_framing.py; one says which worker answered."""
 
+import hashlib
 import logging
 import os
 import threading
 import time
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +52,18 @@ def raise_where_nothing_catches(request, token):
     thread.start()
     thread.join()
     return HttpResponse("raised twice")
+
+
+@csrf_exempt
+def echo(request, marker):
+    """Answer with what Django received: the method, the path (with `marker`, which tells
+    requests apart) and the body's length and sha256. Each run also logs a line, so that a
+    test can count how often a request ran. No CSRF check: tests POST bodies of their own."""
+    received = {
+        "method": request.method,
+        "path": request.path,
+        "length": len(request.body),
+        "sha256": hashlib.sha256(request.body).hexdigest(),
+    }
+    logger.warning("echo-view-ran %s", " ".join(f"{key}={value}" for key, value in received.items()))
+    return JsonResponse(received)
