@@ -25,6 +25,11 @@ from tests.test_docs import documented_variables
 # make run does collectstatic and migrate in a fresh copy before the stack starts.
 MAKE_RUN_TIMEOUT = 90
 
+# docs/development.md promises an edit is served within two seconds (1.2 to 1.9 s measured).
+# A loaded machine may take longer, so the tests allow three times that: a reload that
+# stalls (a worker that takes 8 s to come back, say) still fails them.
+RELOAD_WITHIN = 6
+
 # Variables that a terminal would not have: those of the make running the tests, of a dyno,
 # and those that decide what these tests check.
 NOT_IN_A_TERMINAL = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "CI", "DYNO", "DATABASE_URL", "DJANGO_SECRET_KEY",
@@ -131,7 +136,7 @@ def test_an_edited_view_is_served_without_restarting_the_stack(make_run, app_cop
 
     edit(views, 'return render(request, "demo/home.html")', 'return HttpResponse("edited view")')
     edit(views, "from django.shortcuts import render", "from django.http import HttpResponse\nfrom django.shortcuts import render")
-    seconds = wait_for_every_worker_to_answer(stack, "edited view")
+    seconds = wait_for_every_worker_to_answer(stack, "edited view", timeout=RELOAD_WITHIN)
 
     print(f"the edited view was served by every worker {seconds:.2f}s after the edit")
     assert stack.child_pids()["nginx"] == nginx_before
@@ -145,7 +150,7 @@ def test_an_edited_template_is_served_without_restarting_the_stack(make_run, app
     wait_for_every_worker_to_answer(stack, "It works")
 
     edit(app_copy / "myproject" / "demo" / "templates" / "demo" / "home.html", "It works", "It reloads")
-    seconds = wait_for_every_worker_to_answer(stack, "It reloads")
+    seconds = wait_for_every_worker_to_answer(stack, "It reloads", timeout=RELOAD_WITHIN)
 
     print(f"the edited template was served by every worker {seconds:.2f}s after the edit")
 
