@@ -10,7 +10,9 @@ forking the template would change:
 
 - Python (bin/*.py, config/gunicorn.conf.py, manage.py, myproject/**/*.py): the first
   argument of os.environ.get/setdefault, os.getenv, os.environ["X"] and `"X" in os.environ`,
-  and of the env_* helpers that myproject/settings.py defines for itself.
+  and of every helper a file defines that reads the environment under the name it is given
+  as its first argument, whatever the helper is called (env_bool in myproject/settings.py,
+  django_env_bool in bin/start_nginx.py).
 - config/nginx.conf.erb: ENV['X'].
 - Shell (bin/ scripts without an extension, Procfile, .ci/run): $X and ${X...} that the
   script does not assign itself.
@@ -110,36 +112,44 @@ def test_github_anchors_drop_punctuation_and_keep_hyphens():
 # --- Environment variables ------------------------------------------------------------
 
 
-def first_string_argument(call):
-    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
-        return call.args[0].value
-    return None
-
-
 def is_os_environ(node):
     return isinstance(node, ast.Attribute) and node.attr == "environ" and \
         isinstance(node.value, ast.Name) and node.value.id == "os"
 
 
-def python_variables(source):
-    tree = ast.parse(source)
-    helpers = {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("env_")}
-    found = set()
+def environment_keys(tree, helpers=frozenset()):
+    """The expressions `tree` reads the environment with: the first argument of each call of
+    os.environ.get/setdefault, os.getenv or one of `helpers`, X in os.environ["X"], and the
+    left side of `X in os.environ`."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             function = node.func
             reads_environ = isinstance(function, ast.Attribute) and (
                 (function.attr in {"get", "setdefault"} and is_os_environ(function.value))
                 or (function.attr == "getenv" and isinstance(function.value, ast.Name) and function.value.id == "os"))
-            if reads_environ or (isinstance(function, ast.Name) and function.id in helpers):
-                found.add(first_string_argument(node))
+            if (reads_environ or (isinstance(function, ast.Name) and function.id in helpers)) and node.args:
+                yield node.args[0]
         elif isinstance(node, ast.Subscript) and is_os_environ(node.value):
-            if isinstance(node.slice, ast.Constant):
-                found.add(node.slice.value)
+            yield node.slice
         elif isinstance(node, ast.Compare) and any(is_os_environ(each) for each in node.comparators):
-            if isinstance(node.left, ast.Constant):
-                found.add(node.left.value)
-    return found - {None}
+            yield node.left
+
+
+def environment_helpers(tree):
+    """Functions that read the environment under the name given as their first argument."""
+    helpers = set()
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef) and function.args.args:
+            name_argument = function.args.args[0].arg
+            if any(isinstance(key, ast.Name) and key.id == name_argument for key in environment_keys(function)):
+                helpers.add(function.name)
+    return helpers
+
+
+def python_variables(source):
+    tree = ast.parse(source)
+    keys = environment_keys(tree, environment_helpers(tree))
+    return {key.value for key in keys if isinstance(key, ast.Constant) and isinstance(key.value, str)}
 
 
 def erb_variables(source):
@@ -149,7 +159,8 @@ def erb_variables(source):
 
 
 def shell_variables(source):
-    code = "\n".join(line.split("#", 1)[0] if line.lstrip().startswith("#") else line for line in source.splitlines())
+    # A comment starts with a # at the start of a line or after a space ($# is no comment).
+    code = re.sub(r"(^|\s)#.*$", "", source, flags=re.MULTILINE)
     used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", code))
     assigned = set(re.findall(r"(?:^|[\s;])(?:export )?([A-Z][A-Z0-9_]*)=", code, flags=re.MULTILINE))
     return used - assigned
@@ -201,8 +212,10 @@ def test_every_environment_variable_the_code_reads_is_in_the_configuration_table
 def test_the_readers_find_variables_in_each_kind_of_file():
     # The search above is only as good as these readers; each must see what it is for.
     assert python_variables('import os\nos.environ.get("A_B")\nos.environ["C"]\n"D" in os.environ\n'
-                            'def env_bool(name): pass\nenv_bool("E")\nos.getenv("F")') == {"A_B", "C", "D", "E", "F"}
+                            'def env_bool(name): return os.environ.get(name)\nenv_bool("E")\nos.getenv("F")\n'
+                            'def flag(key, default):\n    if key not in os.environ: return default\n'
+                            'flag("G", False)\nprint("H")') == {"A_B", "C", "D", "E", "F", "G"}
     assert erb_variables("# ENV['X'] in a comment\nlisten <%= ENV['PORT'] %>;\n% if ENV['Y']\n% end") == {"PORT", "Y"}
-    assert shell_variables('X=1\necho "$X ${Y:-} $Z"\n# $COMMENTED') == {"Y", "Z"}
+    assert shell_variables('X=1\necho "$X ${Y:-} $Z $#"\n# $COMMENTED\necho  # and $ANOTHER') == {"Y", "Z"}
     assert makefile_variables("PORT ?= 5000\nVENV := .venv\nrun:\n\t$(VENV) $(PYTEST_ARGS) $(CURDIR)") == \
         {"PORT", "PYTEST_ARGS"}
