@@ -149,13 +149,14 @@ def test_a_request_that_finds_no_free_connection_gets_a_503_then_the_next_one_su
     assert refused.status_code == 503
     assert refused.headers["Retry-After"].isdigit()
     assert "Temporarily unavailable" in refused.text and len(refused.content) < 2048
-    # One line for the request, from django.request, that names the cause.
-    stack.wait_for_output("Service Unavailable")
+    assert answers_200_within(stack, RECOVERY_TIMEOUT) is not None
+    # One line for the request, from django.request, that names the cause, and no traceback.
+    # Read once the stack has stopped: then every line it will print has been printed.
+    assert stack.stop() == 0
     [log_line] = request_log_lines(stack)
     assert OUT_OF_CONNECTIONS_LOG in log_line and "too many connections for role" in log_line
     assert "level=ERROR" in log_line
     assert "Traceback" not in stack.output()
-    assert answers_200_within(stack, RECOVERY_TIMEOUT) is not None
 
 
 def test_several_dynos_over_the_connection_limit_answer_200_or_503_never_500_and_recover(
@@ -172,16 +173,19 @@ def test_several_dynos_over_the_connection_limit_answer_200_or_503_never_500_and
         assert statuses.count(503) > 0, "the load never reached the limit, so this test proved nothing"
         assert statuses.count(200) > 0
         assert all(response.headers["Retry-After"].isdigit() for response in responses if response.status_code == 503)
-        # One log line per 503, naming the cause, and no tracebacks.
-        log_lines = [line for stack in stacks for line in request_log_lines(stack)]
-        assert len(log_lines) == statuses.count(503)
-        assert all(OUT_OF_CONNECTIONS_LOG in line for line in log_lines)
-        assert not any("Traceback" in stack.output() for stack in stacks)
 
         # The load is over: with the default DJANGO_CONN_MAX_AGE=0 no idle worker holds a
         # connection, so every dyno answers 200 again at once.
         for stack in stacks:
             assert answers_200_within(stack, RECOVERY_TIMEOUT) is not None
+
+        # One log line per 503, naming the cause, and no tracebacks: read once the stacks
+        # have stopped, when every line they will print has been printed.
+        assert [stack.stop() for stack in stacks] == [0] * STACKS
+        log_lines = [line for stack in stacks for line in request_log_lines(stack)]
+        assert len(log_lines) == statuses.count(503)
+        assert all(OUT_OF_CONNECTIONS_LOG in line for line in log_lines)
+        assert not any("Traceback" in stack.output() for stack in stacks)
 
 
 def load_all(stacks):

@@ -5,10 +5,11 @@ that works (docs/where-it-runs.md): it serves pages through nginx, and Ctrl-C st
 """
 
 import sys
+import uuid
 from pathlib import Path
 
 from tests.conftest import running
-from tests.stack import NGINX_DEFAULT_WORKERS, Stack
+from tests.stack import NGINX_DEFAULT_WORKERS, Stack, parse_logfmt
 
 HONCHO = Path(sys.executable).parent / "honcho"
 # honcho's exit status when Ctrl-C stopped it.
@@ -26,12 +27,21 @@ class HonchoStack(Stack):
         return self.press_ctrl_c(runner_status=HONCHO_CTRL_C_STATUS)
 
 
+def access_line_behind_a_prefix(stack, request_id):
+    """nginx's line for `request_id`, parsed, with what honcho puts before it (time, name) cut."""
+    stack.wait_for_output(f'request_id="{request_id}"')
+    (line,) = [line for line in stack.stdout_lines() if f'request_id="{request_id}"' in line]
+    return parse_logfmt(line[line.index("measure#nginx.service="):])
+
+
 def test_honcho_start_web_serves_pages_and_ctrl_c_stops_every_process(runtime_dir):
     with running(HonchoStack(runtime_dir)) as stack:
-        page = stack.get("/")
+        request_id = str(uuid.uuid4())
+        page = stack.get("/", headers={"X-Request-ID": request_id})
 
         assert page.status_code == 200, stack.output()
-        assert "measure#nginx.service=" in stack.wait_for_output("measure#nginx.service=")  # through nginx
+        # Served through nginx: its access line, behind honcho's prefix, says so.
+        assert access_line_behind_a_prefix(stack, request_id)["status"] == "200"
         # honcho, start-nginx, nginx and its workers, gunicorn and its workers (and the shell
         # honcho may start the command with): each checked to be gone once Ctrl-C has stopped
         # the stack.
