@@ -20,18 +20,20 @@ def requirements_in(filename):
 
 
 def versions_by_operator(requirements, operator):
-    """{package name: version} for every requirement that has a bound with this operator."""
-    return {
-        canonicalize_name(requirement.name): Version(specifier.version)
+    """Sorted (package name, version) pairs, one for each bound with this operator. A list,
+    not a dict keyed by name: a package named twice (with markers, say) keeps both bounds,
+    and a file that disagrees about either of them shows."""
+    return sorted(
+        (canonicalize_name(requirement.name), Version(specifier.version))
         for requirement in requirements
         for specifier in requirement.specifier
         if specifier.operator == operator
-    }
+    )
 
 
 def test_every_runtime_requirement_has_a_lower_bound():
     runtime = requirements_in("requirements.txt")
-    with_floor = versions_by_operator(runtime, ">=")
+    with_floor = {name for name, _ in versions_by_operator(runtime, ">=")}
 
     without_floor = [str(requirement) for requirement in runtime
                      if canonicalize_name(requirement.name) not in with_floor]
