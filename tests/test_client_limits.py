@@ -14,6 +14,7 @@ import contextlib
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,7 @@ def uploads_in_progress(stack, count, forwarded_for=None):
                 f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: {request_id}\r\n"
                 f"{router_header}Content-Length: 1000\r\n\r\n".encode()
             )
-        wait_until_nginx_has_read_every_request_head()
+        wait_until_nginx_has_read_every_request_head(stack, connections)
         answered = {fields.get("request_id") for fields in stack.access_lines()} & set(request_ids)
         assert not answered, f"{len(answered)} of {count} uploads were answered instead of held"
         yield
@@ -56,9 +57,28 @@ def uploads_in_progress(stack, count, forwarded_for=None):
     stack.wait_for_access_lines(request_ids, timeout=10)
 
 
-def wait_until_nginx_has_read_every_request_head():
-    # nginx reads each head as soon as it arrives; there is nothing to poll for from outside.
-    time.sleep(0.5)
+def wait_until_nginx_has_read_every_request_head(stack, connections, timeout=10):
+    """Wait until nginx has read every byte sent on `connections`, and so counted each
+    request against its client (it does that as soon as it has read a request's head)."""
+    client_ports = {connection.getsockname()[1] for connection in connections}
+    deadline = time.monotonic() + timeout
+    while unread := connections_with_unread_bytes(stack.port, client_ports):
+        assert time.monotonic() < deadline, f"nginx has not read {len(unread)} of {len(client_ports)} request heads"
+        time.sleep(0.05)
+
+
+def connections_with_unread_bytes(server_port, client_ports):
+    """The client ports among `client_ports` whose connection to `server_port` still has
+    bytes waiting in the server's end (its receive queue, in /proc/net/tcp), or that the
+    kernel does not list yet."""
+    waiting = set(client_ports)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]  # address:port, tx:rx queues
+        local_port, remote_port = int(local.split(":")[1], 16), int(remote.split(":")[1], 16)
+        if local_port == server_port and remote_port in waiting and int(queues.split(":")[1], 16) == 0:
+            waiting.discard(remote_port)
+    return waiting
 
 
 def status_within(stack, expected, forwarded_for, timeout=10):
