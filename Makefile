@@ -2,7 +2,8 @@
 #   make run    the whole stack (nginx in front of gunicorn) on http://127.0.0.1:5000
 #   make test   the whole test suite
 #   make bench  the slow-client benchmark (about fifteen minutes; see tests/bench/)
-# All three set up what they need first: a virtualenv in .venv, the requirements and nginx.
+#   make mutations  checks that each test fails when the behaviour it guards is broken
+# Each sets up what it needs first: a virtualenv in .venv, the requirements and nginx.
 
 # The virtualenv, and the Python that creates it. CI (.ci/run) sets both to test other
 # Pythons in virtualenvs of their own: make test VENV=/tmp/venv-3.13 PYTHON3=python3.13
@@ -22,7 +23,7 @@ DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run run-stack test bench setup nginx
+.PHONY: run run-stack test mutations bench setup nginx
 
 # Through a second make, so that .env's variables are in the environment before the
 # defaults above are decided.
@@ -38,6 +39,12 @@ run-stack:
 
 test: setup
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Breaks each behaviour the tests guard, in a copy, and checks that its tests fail
+# (tests/mutations.py): a few minutes, so neither make test nor CI runs it. One at a time:
+# make mutations MUTATIONS=warning-per-worker
+mutations: setup
+	$(PYTHON) -m tests.mutations $(MUTATIONS)
 
 # Writes tests/bench/results.md and tests/bench/results.png.
 bench: setup $(VENV)/.bench-installed

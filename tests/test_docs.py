@@ -27,6 +27,7 @@ rather than reads as settings, and bash's own (SECONDS) are not in the table eit
 import ast
 import re
 
+from tests.mutations import MUTATIONS
 from tests.stack import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -219,3 +220,12 @@ def test_the_readers_find_variables_in_each_kind_of_file():
     assert shell_variables('X=1\necho "$X ${Y:-} $Z $#"\n# $COMMENTED\necho  # and $ANOTHER') == {"Y", "Z"}
     assert makefile_variables("PORT ?= 5000\nVENV := .venv\nrun:\n\t$(VENV) $(PYTEST_ARGS) $(CURDIR)") == \
         {"PORT", "PYTEST_ARGS"}
+
+
+def test_every_mutation_is_listed_in_the_claims():
+    # docs/claims.md names the mutation that proves each test it lists (tests/mutations.py).
+    claims = (REPO / "docs" / "claims.md").read_text()
+
+    unlisted = [mutation.name for mutation in MUTATIONS if f"| `{mutation.name}` |" not in claims]
+
+    assert unlisted == [], f"add these to docs/claims.md's 'Proved by breaking it': {unlisted}"

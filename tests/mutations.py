@@ -1,0 +1,209 @@
+"""Break each behaviour the suite claims to guard, and check that its test notices.
+
+A test that still passes when the behaviour it names is broken proves nothing. Each mutation
+below breaks one behaviour in a copy of the repository, by replacing one piece of text in one
+file, and names the tests that must then fail. `make mutations` (python -m tests.mutations)
+runs each of them RUNS times, in a fresh copy each time; docs/claims.md names the mutation
+that proves a claim's test. It takes a few minutes, so CI does not run it.
+
+    python -m tests.mutations                    every mutation
+    python -m tests.mutations warning-per-worker one, by name
+
+A mutation is "caught" when pytest reports failed tests (exit status 1) in every run; a
+collection error, a skipped test or a pass is not. First the same tests run once in a copy
+without the mutation, and must pass there: otherwise a copy that cannot run them at all would
+count as catching everything. Where the text to replace is no longer in the file, the
+mutation fails loudly: the code moved, and the mutation must move with it.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.stack import REPO, copy_of_repository
+
+# Each mutation must be caught this many times out of this many: a test that catches a
+# broken behaviour only by luck (reading before it waits) shows here.
+RUNS = 3
+PYTEST_PASSED = 0
+PYTEST_FAILED = 1  # pytest's exit status when tests ran and some failed
+
+
+@dataclass
+class Mutation:
+    name: str
+    behaviour: str  # what is broken, in a user's words
+    file: str
+    find: str  # replaced once; it must stand in the file exactly once
+    replace: str
+    tests: list
+    needs_root: bool = False
+
+    def apply(self, copy):
+        path = copy / self.file
+        text = path.read_text()
+        count = text.count(self.find)
+        if count != 1:
+            raise SystemExit(f"mutation {self.name}: the text to replace stands {count} times in {self.file}")
+        path.write_text(text.replace(self.find, self.replace))
+
+
+MUTATIONS = [
+    Mutation(
+        "process-left-after-ctrl-c",
+        "a process that escapes into its own session survives Ctrl-C under make run and honcho",
+        "config/gunicorn.conf.py",
+        "    APP_INITIALIZED_PATH.touch()\n",
+        "    APP_INITIALIZED_PATH.touch()\n"
+        "    import subprocess; subprocess.Popen(['sleep', '300'], start_new_session=True)\n",
+        ["tests/test_procfile_runners.py::test_honcho_start_web_serves_pages_and_ctrl_c_stops_every_process",
+         "tests/test_make_run.py::test_make_run_reads_dotenv_and_the_shell_wins"],
+    ),
+    Mutation(
+        "nginx-workers-as-root",
+        "nginx's workers run as whoever started nginx, not as the owner of the app directory",
+        "bin/start_nginx.py",
+        '    os.environ["NGINX_USER"] = owner.pw_name\n',
+        '    os.environ["NGINX_USER"] = "root"\n',
+        ["tests/test_root_private_dir.py::test_nginx_workers_run_as_the_owner_of_the_app_directory"],
+        needs_root=True,
+    ),
+    Mutation(
+        "listen-ipv6-always",
+        "nginx listens on [::] whatever the host has",
+        "bin/start_nginx.py",
+        '        choice = "1" if host_has_ipv6() else "0"\n',
+        '        choice = "1"\n',
+        ["tests/test_ipv6.py::test_a_host_without_ipv6_still_boots_on_ipv4"],
+    ),
+    Mutation(
+        "warning-per-worker",
+        "the startup warnings are logged by every worker, and again by every restarted one",
+        "config/gunicorn.conf.py",
+        "    if worker.age == 1 and settings.configured:\n",
+        "    if settings.configured:\n",
+        ["tests/test_database_budget.py::test_a_dyno_with_an_explicit_sqlite_url_boots_with_a_warning",
+         "tests/test_make_run.py::test_the_development_key_warning_is_one_logfmt_line_per_make_run"],
+    ),
+    Mutation(
+        "development-key-warning-despite-a-key",
+        "the development-key warning is printed although a secret key is set",
+        "myproject/settings.py",
+        "\nif not SECRET_KEY:\n",
+        '\nif not SECRET_KEY or "DYNO" not in os.environ:\n',
+        ["tests/test_make_run.py::test_no_development_key_warning_with_a_secret_key",
+         "tests/test_make_run.py::test_make_run_reads_dotenv_and_the_shell_wins"],
+    ),
+    Mutation(
+        "reload-stalls",
+        "a reloaded worker takes 8 seconds to come back",
+        "config/gunicorn.conf.py",
+        "    from django.conf import settings\n",
+        "    from django.conf import settings\n"
+        "    import time; time.sleep(8 if worker.age > 2 else 0)\n",
+        ["tests/test_make_run.py::test_an_edited_view_is_served_without_restarting_the_stack",
+         "tests/test_make_run.py::test_an_edited_template_is_served_without_restarting_the_stack"],
+    ),
+    Mutation(
+        "variable-read-through-a-helper-undocumented",
+        "a variable read through a helper (django_env_bool) is missing from docs/configuration.md",
+        "bin/start_nginx.py",
+        '        if django_env_bool("DJANGO_HSTS_PRELOAD", True):\n',
+        '        if django_env_bool("DJANGO_HSTS_PRELOAD", True) and django_env_bool("DJANGO_HSTS_UNDOCUMENTED", True):\n',
+        ["tests/test_docs.py::test_every_environment_variable_the_code_reads_is_in_the_configuration_table"],
+    ),
+    Mutation(
+        "a-failing-hook-stops-gunicorn",
+        "a hook in config/gunicorn.conf.py that raises ends its worker, and gunicorn halts",
+        "config/gunicorn.conf.py",
+        "def never_stops_the_server(hook):\n",
+        "def never_stops_the_server(hook):\n    return hook\n",
+        ["tests/test_gunicorn_hooks.py::test_a_hook_that_fails_is_logged_and_gunicorn_carries_on"],
+    ),
+    Mutation(
+        "hooks-need-django-settings",
+        "an app without DJANGO_SETTINGS_MODULE makes post_worker_init fail",
+        "config/gunicorn.conf.py",
+        "    if worker.age == 1 and settings.configured:\n",
+        "    if worker.age == 1:\n",
+        ["tests/test_gunicorn_hooks.py::test_an_app_without_django_settings_is_served_by_the_same_config"],
+    ),
+    Mutation(
+        "no-nginx-version-in-the-start-line",
+        "the nginx-start line does not say which nginx serves",
+        "bin/start_nginx.py",
+        "nginx_env, version=version)",
+        "nginx_env)",
+        ["tests/test_start_nginx.py::test_the_nginx_start_line_names_the_version_that_serves"],
+    ),
+    Mutation(
+        "harness-parses-half-lines",
+        "the tests parse a line the stack is still writing",
+        "tests/stack.py",
+        '    return written[:written.rfind(b"\\n") + 1].splitlines()\n',
+        "    return written.splitlines()\n",
+        ["tests/test_logfmt.py::test_the_harness_leaves_a_line_still_being_written_for_the_next_read"],
+    ),
+    Mutation(
+        "dying-master-reported-as-a-clean-stop",
+        "the web process exits 0 when nginx or gunicorn died on its own",
+        "bin/start_nginx.py",
+        "EXIT_PROCESS_EXITED = 1 ",
+        "EXIT_PROCESS_EXITED = 0 ",
+        ["tests/test_nothing_left_behind.py::test_nothing_is_left_and_the_next_start_serves"],
+    ),
+]
+
+
+def build(copy):
+    """What `make setup` gives a checkout: this virtualenv (which make run's tests use too),
+    and the SIGTERM shim."""
+    (copy / ".venv").symlink_to(Path(sys.prefix))
+    subprocess.run(["bin/build-sigterm-shim"], cwd=copy, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_once(mutation, mutated=True):
+    """pytest's exit status for the mutation's tests, in a fresh copy, mutated or not."""
+    with tempfile.TemporaryDirectory(prefix="mutation-") as directory:
+        os.chmod(directory, 0o755)  # nginx's workers may run as another user and must enter it
+        copy = copy_of_repository(Path(directory) / "app")
+        build(copy)
+        if mutated:
+            mutation.apply(copy)
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *mutation.tests],
+                              cwd=copy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
+def caught_every_time(mutation):
+    control = run_once(mutation, mutated=False)
+    if control != PYTEST_PASSED:
+        print(f"{mutation.name}: its tests do not pass without the mutation (pytest status {control})")
+        return False
+    statuses = [run_once(mutation) for _ in range(RUNS)]
+    caught = statuses.count(PYTEST_FAILED)
+    print(f"{mutation.name}: caught {caught} of {RUNS} (pytest statuses {statuses}): {mutation.behaviour}", flush=True)
+    return caught == RUNS
+
+
+def main(names):
+    chosen = [mutation for mutation in MUTATIONS if not names or mutation.name in names]
+    unknown = set(names) - {mutation.name for mutation in MUTATIONS}
+    if unknown:
+        raise SystemExit(f"no such mutation: {', '.join(sorted(unknown))}")
+    missed = []
+    for mutation in chosen:
+        if mutation.needs_root and os.geteuid() != 0:
+            print(f"{mutation.name}: not run, its test needs root")
+            continue
+        if not caught_every_time(mutation):
+            missed.append(mutation.name)
+    if missed:
+        raise SystemExit(f"not caught every time: {', '.join(missed)}")
+    print(f"every mutation was caught, {RUNS} times out of {RUNS}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
