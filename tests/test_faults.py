@@ -18,10 +18,9 @@ import psycopg
 import pytest
 import requests
 
-from tests.stack import REPO, free_port
+from tests.stack import OVER_HTTPS, REPO, free_port
 from tests.tcp_proxy import TcpProxy
 
-AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
 # Generous bounds that only catch a hang; nothing here should take more than a few seconds.
 ANSWER_TIMEOUT = 20
 # How long Django waits for PostgreSQL to answer (connect_timeout in myproject/settings.py).
@@ -29,7 +28,7 @@ DATABASE_CONNECT_TIMEOUT = 5
 
 
 def get(stack, path):
-    return requests.get(stack.url + path, headers=AS_ROUTER_OVER_HTTPS, timeout=ANSWER_TIMEOUT,
+    return requests.get(stack.url + path, headers=OVER_HTTPS, timeout=ANSWER_TIMEOUT,
                         allow_redirects=False)
 
 

@@ -3,7 +3,7 @@ which redirects plain http, sends HSTS and marks its cookies secure (production 
 
 import requests
 
-AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
+from tests.stack import OVER_HTTPS
 
 
 def get(stack, path, headers):
@@ -18,7 +18,7 @@ def test_plain_http_is_redirected_to_the_same_url_over_https(production_stack):
 
 
 def test_https_requests_are_served_with_hsts(production_stack):
-    response = get(production_stack, "/", AS_ROUTER_OVER_HTTPS)
+    response = get(production_stack, "/", OVER_HTTPS)
 
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
@@ -26,7 +26,7 @@ def test_https_requests_are_served_with_hsts(production_stack):
 
 def test_cookies_are_sent_over_https_only(production_stack):
     # The admin's login page sets the CSRF cookie.
-    response = get(production_stack, "/admin/login/", AS_ROUTER_OVER_HTTPS)
+    response = get(production_stack, "/admin/login/", OVER_HTTPS)
 
     assert response.status_code == 200
     assert "csrftoken" in response.cookies

@@ -21,12 +21,11 @@ import pytest
 import requests
 
 from tests.conftest import running_stack, temporary_runtime_dir
-from tests.stack import NGINX_DEFAULT_WORKERS, PRODUCTION_ENV, copy_of_repository
+from tests.stack import NGINX_DEFAULT_WORKERS, OVER_HTTPS, PRODUCTION_ENV, copy_of_repository
 from tests.test_faults import answer_once_its_worker_is_killed
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root's nginx changes its workers' user")
 
-AS_ROUTER_OVER_HTTPS = {"X-Forwarded-Proto": "https"}
 # A user every Debian and Ubuntu system has, who is neither root nor nobody.
 ANOTHER_USER = "daemon"
 
@@ -50,7 +49,7 @@ def static_path(stack):
 
 
 def get(stack, path, **headers):
-    return requests.get(stack.url + path, headers={**AS_ROUTER_OVER_HTTPS, **headers}, timeout=20,
+    return requests.get(stack.url + path, headers={**OVER_HTTPS, **headers}, timeout=20,
                         allow_redirects=False)
 
 
