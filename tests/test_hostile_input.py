@@ -138,7 +138,7 @@ def test_conflicting_body_framing_is_refused_and_smuggles_nothing(production_sta
 
 
 def gunicorn_access_log(stack):
-    # gunicorn's lines quote the request line ("GET /path HTTP/1.0"); nginx's say path="...".
+    # gunicorn's lines quote the request line ("GET /path HTTP/1.1"); nginx's say path="...".
     return "\n".join(line for line in stack.stdout_lines() if '"GET /' in line)
 
 

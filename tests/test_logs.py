@@ -274,7 +274,7 @@ def test_gunicorns_access_line_on_demand_carries_the_same_request_id(start_stack
 
     assert stack.wait_for_access_line(request_id)["status"] == "200"
     (gunicorn_line,) = wait_for_lines(stack, request_id, "gunicorn.access")
-    assert gunicorn_line["msg"].startswith("GET /?on=demand HTTP/1.0 200 ")
+    assert gunicorn_line["msg"].startswith("GET /?on=demand HTTP/1.1 200 ")
 
 
 # --- everything together --------------------------------------------------------------------

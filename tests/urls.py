@@ -1,5 +1,6 @@
 """The project's URLs, plus the tests' own (tests/settings.py): /worker-pid/, views under
-/misbehave/ that fail on purpose, and under /echo/ one that reports what it received."""
+/misbehave/ that fail on purpose, under /echo/ one that reports what it received, and under
+/upstream/ views that show what nginx sends gunicorn."""
 
 from django.urls import include, path
 
@@ -11,5 +12,11 @@ urlpatterns = [
     path("misbehave/raise/<slug:token>/", views.raise_error),
     path("misbehave/raise-where-nothing-catches/<slug:token>/", views.raise_where_nothing_catches),
     path("echo/<slug:marker>/", views.echo),
+    path("upstream/request/", views.upstream_request),
+    # The same view under STATIC_URL, which nginx passes to gunicorn from another location
+    # (@django), for names that are no static file.
+    path("static/upstream/request/", views.upstream_request),
+    path("upstream/streamed/<int:lines>/", views.streamed),
+    path("upstream/streamed-then-raise/<int:lines>/", views.streamed_then_raise),
     path("", include("myproject.urls")),
 ]

@@ -1,6 +1,7 @@
 """Views for the tests (tests/urls.py), never in the deployed app: most misbehave on purpose,
 for tests/test_faults.py and tests/test_logs.py; one reports what it received, for
-tests/test_framing.py; one says which worker answered."""
+tests/test_framing.py; some show what nginx hands gunicorn, for
+tests/test_upstream_protocol.py; one says which worker answered."""
 
 import hashlib
 import logging
@@ -8,7 +9,7 @@ import os
 import threading
 import time
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 logger = logging.getLogger(__name__)
@@ -67,3 +68,33 @@ def echo(request, marker):
     }
     logger.warning("echo-view-ran %s", " ".join(f"{key}={value}" for key, value in received.items()))
     return JsonResponse(received)
+
+
+def upstream_request(request):
+    """The request line's HTTP version and the Connection header, as gunicorn received them."""
+    return JsonResponse({"protocol": request.META["SERVER_PROTOCOL"],
+                         "connection": request.META.get("HTTP_CONNECTION")})
+
+
+def numbered_lines(count):
+    """The body the streaming views send, a line at a time; a test builds the same to compare."""
+    return [f"line {number} of {count}\n".encode() for number in range(1, count + 1)]
+
+
+def streamed(request, lines):
+    """A response sent as it is made, so without a Content-Length. ?unbuffered asks nginx to
+    pass it on as it comes (X-Accel-Buffering: no), as a view streaming events would."""
+    response = StreamingHttpResponse(numbered_lines(lines), content_type="text/plain")
+    if "unbuffered" in request.GET:
+        response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def streamed_then_raise(request, lines):
+    """Stream `lines` lines, then fail: the response is already under way, so the client can
+    only learn of it from the way the response ends."""
+    def body():
+        yield from numbered_lines(lines)
+        raise RuntimeError("deliberate failure in the middle of a streamed response")
+
+    return StreamingHttpResponse(body(), content_type="text/plain")
