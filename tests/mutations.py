@@ -148,6 +148,22 @@ MUTATIONS = [
         ["tests/test_logfmt.py::test_the_harness_leaves_a_line_still_being_written_for_the_next_read"],
     ),
     Mutation(
+        "upstream-http-1-0",
+        "nginx talks HTTP/1.0 to gunicorn (1.22's default), so a stream that broke off looks whole",
+        "config/nginx.conf.erb",
+        "        proxy_http_version 1.1;\n",
+        "        proxy_http_version 1.0;\n",
+        ["tests/test_upstream_protocol.py"],
+    ),
+    Mutation(
+        "upstream-connection-left-to-nginx",
+        "nginx leaves the Connection header to its version's default (none since 1.29.7)",
+        "config/nginx.conf.erb",
+        "        proxy_set_header Connection close;\n",
+        '        proxy_set_header Connection "";\n',
+        ["tests/test_upstream_protocol.py::test_gunicorn_receives_http_1_1_with_connection_close"],
+    ),
+    Mutation(
         "dying-master-reported-as-a-clean-stop",
         "the web process exits 0 when nginx or gunicorn died on its own",
         "bin/start_nginx.py",
