@@ -4,6 +4,8 @@
 #   make bench  the slow-client benchmark (about fifteen minutes; see tests/bench/)
 #   make mutations  checks that each test fails when the behaviour it guards is broken
 # Each sets up what it needs first: a virtualenv in .venv, the requirements and nginx.
+# And one for testing with the nginx Heroku's dynos run rather than your machine's:
+#   make heroku-nginx   puts it in .heroku-nginx/ and says how to test with it
 
 # The virtualenv, and the Python that creates it. CI (.ci/run) sets both to test other
 # Pythons in virtualenvs of their own: make test VENV=/tmp/venv-3.13 PYTHON3=python3.13
@@ -23,7 +25,7 @@ DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run run-stack test mutations bench setup nginx
+.PHONY: run run-stack test mutations bench setup nginx heroku-nginx
 
 # Through a second make, so that .env's variables are in the environment before the
 # defaults above are decided.
@@ -71,3 +73,28 @@ nginx:
 # Lets nginx finish its requests when Heroku-style SIGTERM reaches it (bin/start-nginx).
 bin/sigterm_as_sigquit.so: bin/sigterm_as_sigquit.c
 	bin/build-sigterm-shim
+
+# The nginx Heroku runs: the binary that the nginx buildpack (release v1.18, the commit below)
+# unpacks into bin/ of every heroku-24 app, for Linux on x86-64. The sha256 is the file's.
+HEROKU_NGINX_URL = https://raw.githubusercontent.com/heroku/heroku-buildpack-nginx/ba0e664bb490b9e5c39ecfaeb15da05fe6fa6675/nginx-heroku-24-amd64.tgz
+HEROKU_NGINX_SHA256 = 4a82596c8d6c3d51cc9f36a18fa87a23b13ad7a8e8d1bba5acfb16754b98ef5b
+HEROKU_NGINX_DIR = .heroku-nginx
+# A copy of that file to use instead of downloading it, as CI does (its machines cannot reach
+# GitHub): make heroku-nginx HEROKU_NGINX_TARBALL=../shared/heroku-nginx/nginx-heroku-24-amd64.tgz
+HEROKU_NGINX_TARBALL =
+
+# Checked before it is unpacked: a different file stops here. --no-overwrite-dir keeps the
+# directory as mkdir made it, where the tarball's own entry would make it private to its owner.
+heroku-nginx:
+	mkdir -p $(HEROKU_NGINX_DIR)
+ifdef HEROKU_NGINX_TARBALL
+	cp --no-preserve=mode $(HEROKU_NGINX_TARBALL) $(HEROKU_NGINX_DIR)/nginx.tgz
+else
+	curl --fail --silent --show-error --location --output $(HEROKU_NGINX_DIR)/nginx.tgz $(HEROKU_NGINX_URL)
+endif
+	echo "$(HEROKU_NGINX_SHA256)  $(HEROKU_NGINX_DIR)/nginx.tgz" | sha256sum --check --strict
+	tar --extract --gzip --file $(HEROKU_NGINX_DIR)/nginx.tgz --directory $(HEROKU_NGINX_DIR) \
+		--no-same-owner --no-overwrite-dir
+	@$(HEROKU_NGINX_DIR)/nginx -v 2>&1
+	@echo "Test with it first on PATH:"
+	@echo '    PATH="$(abspath $(HEROKU_NGINX_DIR)):$$PATH" make test'
