@@ -26,10 +26,53 @@ bind = [f"unix:{NGINX_SOCKET_PATH}"]
 # $HOME, where two copies of the app would fight over one path.
 control_socket = f"{NGINX_SOCKET_PATH}.ctl"
 
-# Heroku sets WEB_CONCURRENCY from the dyno's memory (2 on Standard-1X, 4 on Standard-2X).
+# How many workers. WEB_CONCURRENCY wins when set: on Cedar, Heroku's classic Python buildpack
+# sets it at dyno boot from the dyno's memory and cores (2 on Standard-1X, 4 on Standard-2X).
+# On Fir nothing sets it (the Python CNB does not), so the same rule is applied here: one
+# worker per 256 MB of the container's memory limit, at most 2 per core plus 1. Where no
+# memory limit can be read (a laptop, most CI machines), 2, as the classic buildpack then
+# leaves gunicorn's count alone too. on_starting logs which it was.
 # Plain sync workers are right here: nginx hands each one a complete request and takes the
 # whole response at once, so a worker is never left waiting on the network.
-workers = int(os.environ.get("WEB_CONCURRENCY", 2))
+CGROUP_MEMORY_LIMITS = [
+    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2, as in most containers today
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1, as on Cedar's dynos
+]
+MEMORY_PER_WORKER_MB = 256
+WORKERS_WITHOUT_A_LIMIT = 2
+
+
+def memory_limit_mb(limit_files=CGROUP_MEMORY_LIMITS):
+    """The container's memory limit in MB, or None where there is none to read. cgroup v2
+    says "max" for no limit; v1 a huge number (over 1 TB, which no dyno has)."""
+    for path in limit_files:
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) // 2**20 <= 2**20:
+            return int(value) // 2**20
+    return None
+
+
+def workers_for(memory_mb, cores):
+    """The classic Python buildpack's rule, at least 1."""
+    return min(max(1, memory_mb // MEMORY_PER_WORKER_MB), 2 * cores + 1)
+
+
+def choose_workers():
+    """(workers, what decided it)."""
+    if "WEB_CONCURRENCY" in os.environ:
+        return int(os.environ["WEB_CONCURRENCY"]), "WEB_CONCURRENCY"
+    memory_mb = memory_limit_mb()
+    if memory_mb is None:
+        return WORKERS_WITHOUT_A_LIMIT, "no memory limit found"
+    # The cores this process may run on, as nproc counts them (Linux, as cgroups are).
+    cores = len(os.sched_getaffinity(0))
+    return workers_for(memory_mb, cores), f"{memory_mb} MB of memory and {cores} CPU cores"
+
+
+workers, WORKERS_CHOSEN_FROM = choose_workers()
 worker_class = "sync"
 
 # Each worker imports the app for itself. Importing it once in the master (preload_app)
@@ -202,6 +245,8 @@ NGINX_GRACEFUL_SIGTERM = os.environ.get("NGINX_GRACEFUL_SIGTERM")
 
 @never_stops_the_server
 def on_starting(server):
+    # Once per start, from the master: the worker count, and what decided it.
+    server.log.info("workers=%d chosen from %s", workers, WORKERS_CHOSEN_FROM)
     # bin/start-nginx always sets the variable; without it, another script started us.
     if NGINX_GRACEFUL_SIGTERM is None and "DYNO" in os.environ:
         server.log.warning(
