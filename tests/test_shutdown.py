@@ -51,9 +51,10 @@ def slow_stack(request, start_stack, runtime_dir):
     return stack
 
 
-def slow_requests_in_flight(stack, pool):
+def slow_requests_in_flight(stack, pool, headers=None, seconds=SLOW_SECONDS):
     """Send the slow requests and return their futures once nginx has passed them all on."""
-    futures = [pool.submit(requests.get, f"{stack.url}/misbehave/slow/{SLOW_SECONDS}/", timeout=REQUEST_TIMEOUT)
+    futures = [pool.submit(requests.get, f"{stack.url}/misbehave/slow/{seconds}/", headers=headers,
+                           timeout=REQUEST_TIMEOUT)
                for _ in range(IN_FLIGHT)]
     deadline = time.monotonic() + WAIT_TIMEOUT
     while connections_to_gunicorn(stack) < IN_FLIGHT:
