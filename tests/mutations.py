@@ -171,6 +171,24 @@ MUTATIONS = [
         "EXIT_PROCESS_EXITED = 0 ",
         ["tests/test_nothing_left_behind.py::test_nothing_is_left_and_the_next_start_serves"],
     ),
+    Mutation(
+        "fir-build-skips-the-sigterm-shim",
+        "project.toml's build step does not build the SIGTERM shim, so a Fir dyno's nginx cuts requests",
+        "project.toml",
+        "bin/build-sigterm-shim\n",
+        "true\n",
+        ["tests/test_fir.py::test_sigterm_finishes_every_request_in_flight"],
+        needs_root=True,
+    ),
+    Mutation(
+        "nginx-module-ubuntu-lacks",
+        "the nginx config uses headers-more, which Heroku's nginx has and Ubuntu's and Debian's lack",
+        "config/nginx.conf.erb",
+        "    server_tokens off;\n",
+        "    server_tokens off;\n    more_clear_headers Server;\n",
+        ["tests/test_fir.py::test_a_page_and_its_static_file_are_served_over_ipv4_and_ipv6_and_logged"],
+        needs_root=True,
+    ),
 ]
 
 
