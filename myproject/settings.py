@@ -132,6 +132,8 @@ ROOT_URLCONF = "myproject.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Templates of the whole project, if you want a folder for them: [BASE_DIR / "templates"].
+        # make run reloads on an edit there, as in each app's templates/ folder.
         "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {

@@ -155,6 +155,74 @@ def test_an_edited_template_is_served_without_restarting_the_stack(make_run, app
     print(f"the edited template was served by every worker {seconds:.2f}s after the edit")
 
 
+def add_a_page(app_copy, route, template):
+    """Serve `template` at /`route`/ in the copy, from its root URLconf, with Django's own
+    generic view, so that the page depends on the template alone."""
+    edit(app_copy / "myproject" / "urls.py", "urlpatterns = [",
+         "from django.views.generic import TemplateView\n\n"
+         f"urlpatterns = [\n    path(\"{route}/\", TemplateView.as_view(template_name=\"{template}\")),")
+
+
+def wait_until_restarted_workers_watch(stack, boots_before, workers=2):
+    """Wait until `workers` fresh workers have booted since `boots_before`, and looked."""
+    wait_until_every_worker_watches(stack, boots_before + workers)
+
+
+def test_a_template_in_a_project_level_folder_added_while_running_reloads(make_run, app_copy):
+    stack = make_run()
+    wait_until_every_worker_watches(stack, 2)
+    boots = stack.worker_boots()
+
+    # What a project does to have templates of its own: a templates/ folder at the top, named
+    # in TEMPLATES["DIRS"], and a page that uses one.
+    (app_copy / "templates").mkdir()
+    page = app_copy / "templates" / "project_page.html"
+    page.write_text("<p>project-level template</p>\n")
+    edit(app_copy / "myproject" / "settings.py", '"DIRS": [],', '"DIRS": [BASE_DIR / "templates"],')
+    add_a_page(app_copy, "project-page", "project_page.html")
+    wait_for_every_worker_to_answer(stack, "project-level template", path="/project-page/")
+    wait_until_restarted_workers_watch(stack, boots)
+
+    edit(page, "project-level template", "edited project-level template")
+    seconds = wait_for_every_worker_to_answer(stack, "edited project-level template", path="/project-page/",
+                                              timeout=RELOAD_WITHIN)
+
+    print(f"the edited project-level template was served by every worker {seconds:.2f}s after the edit")
+
+
+def test_an_app_started_while_running_reloads_its_templates_and_views(make_run, app_copy):
+    stack = make_run()
+    wait_until_every_worker_watches(stack, 2)
+    boots = stack.worker_boots()
+
+    # `manage.py startapp`, a view and a template in it, then the app installed and routed.
+    subprocess.run([str(app_copy / ".venv" / "bin" / "python"), "manage.py", "startapp", "blog"],
+                   cwd=app_copy, check=True)
+    (app_copy / "blog" / "views.py").write_text(
+        "from django.shortcuts import render\n\n\n"
+        "def latest(request):\n"
+        '    return render(request, "blog/latest.html", {"title": "first title"})\n')
+    (app_copy / "blog" / "templates" / "blog").mkdir(parents=True)
+    template = app_copy / "blog" / "templates" / "blog" / "latest.html"
+    template.write_text("<h1>{{ title }}</h1> <p>blog template</p>\n")
+    edit(app_copy / "myproject" / "settings.py", "INSTALLED_APPS = [", 'INSTALLED_APPS = [\n    "blog",')
+    edit(app_copy / "myproject" / "urls.py", "urlpatterns = [",
+         'from blog.views import latest\n\nurlpatterns = [\n    path("blog/", latest),')
+    wait_for_every_worker_to_answer(stack, "first title", path="/blog/")
+    wait_until_restarted_workers_watch(stack, boots)
+
+    edit(template, "blog template", "edited blog template")
+    template_seconds = wait_for_every_worker_to_answer(stack, "edited blog template", path="/blog/",
+                                                       timeout=RELOAD_WITHIN)
+    # Every worker answering now has booted since that edit: let their reloaders look too.
+    wait_until_every_worker_watches(stack, stack.worker_boots())
+    edit(app_copy / "blog" / "views.py", "first title", "edited title")
+    view_seconds = wait_for_every_worker_to_answer(stack, "edited title", path="/blog/", timeout=RELOAD_WITHIN)
+
+    print(f"the new app's edited template was served {template_seconds:.2f}s after the edit, "
+          f"its edited view {view_seconds:.2f}s after it")
+
+
 def test_no_request_fails_while_the_workers_restart(make_run, app_copy):
     stack = make_run()
     statuses, errors = [], []
