@@ -111,6 +111,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it sees every response last: a HEAD request gets the headers of GET, and
+    # no body. See myproject/head_requests.py.
+    "myproject.head_requests.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware, so static files skip the rest of the stack. In
     # production nginx serves them before they reach gunicorn; whitenoise covers runserver,

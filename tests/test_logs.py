@@ -250,6 +250,39 @@ def test_404s_from_crawlers_are_left_to_the_access_line(stack):
     assert b"logger=django.request" not in b"\n".join(stack.log_lines())
 
 
+def head_and_body(reply):
+    """A raw HTTP reply split into its status line, its headers but Date ({name: value}),
+    and its body."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    headers.pop("Date")
+    return status_line, headers, body
+
+
+def test_a_head_request_gets_the_headers_of_get_no_body_and_no_line_but_its_access_line(start_stack):
+    # One worker, so that GET and HEAD of /worker-pid/ get the same page: that worker's pid.
+    stack = start_stack({"DJANGO_SETTINGS_MODULE": "tests.settings", "WEB_CONCURRENCY": "1"})
+    request_id = new_request_id()
+
+    get = stack.send_raw(raw_request(request_line=b"GET /worker-pid/ HTTP/1.1"))
+    head = stack.send_raw(raw_request(b"X-Request-ID: " + request_id.encode(),
+                                      request_line=b"HEAD /worker-pid/ HTTP/1.1"))
+
+    get_status, get_headers, get_body = head_and_body(get)
+    head_status, head_headers, head_body = head_and_body(head)
+    assert head_status == get_status == "HTTP/1.1 200 OK"
+    assert head_headers == get_headers
+    assert head_headers["Content-Length"] == str(len(get_body))
+    assert head_body == b""
+    assert stack.wait_for_access_line(request_id)["method"] == "HEAD"
+    # Read once the stack has stopped, when every line it will print has been printed.
+    assert stack.stop() == 0
+    mentions = [line for line in stack.log_lines() if request_id.encode() in line]
+    assert len(mentions) == 1, mentions
+    assert mentions[0].startswith(b"measure#nginx.service=")
+
+
 # --- gunicorn's access log: off despite the buildpack, on when asked ------------------------
 
 
