@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import threading
+import traceback
 
 # The X-Request-ID of the request this thread is handling: nginx sets the header on every
 # request (the router's id, or its own), and the pre_request hook in config/gunicorn.conf.py
@@ -27,6 +28,11 @@ request_id = contextvars.ContextVar("request_id", default="-")
 # becomes a JSON surrogate pair), so a message or a traceback line never takes more than
 # 6,002 bytes. The rest of a line is short: level, logger and the request id nginx checked.
 MAX_VALUE_LENGTH = 500
+
+# A record's traceback is cut to this many lines, in the middle. A database error and the
+# error that caused it took 63 here; a long chain of different errors, or a group of many,
+# could take thousands, for every request that raises them.
+MAX_TRACEBACK_LINES = 150
 
 
 def logfmt_value(value):
@@ -66,7 +72,75 @@ class LogfmtFormatter(logging.Formatter):
             text += self.formatException(record.exc_info) + "\n"
         if record.stack_info:
             text += self.formatStack(record.stack_info)
-        return text.splitlines()
+        return cut_in_the_middle(text.splitlines(), MAX_TRACEBACK_LINES)
+
+    def formatException(self, exc_info):
+        """The traceback as Python prints it, but an error raised again while that same error
+        was being handled is shown once, with a line that counts the repeats.
+
+        Django raises such repeats when it cannot import the root URLconf (a syntax error in
+        a view it imports): each middleware looks for the 500 page through it, and fails the
+        same way. Python would print the same SyntaxError eleven times over, about 640 lines
+        for every request, with the file and line that matter at the very end.
+        """
+        if exc_info[1] is None:
+            return super().formatException(exc_info)
+        lines, shown, repeats = [], None, 0
+        for error, lead in chain_of(exc_info[1]):
+            if lead == CONTEXT_LINE and same_error(error, shown):
+                repeats += 1
+                continue
+            lines += repeat_note(shown, repeats)
+            if lead:
+                lines += ["", lead, ""]
+            lines += "".join(traceback.format_exception(type(error), error, error.__traceback__, chain=False)).splitlines()
+            shown, repeats = error, 0
+        return "\n".join(lines + repeat_note(shown, repeats))
+
+
+# What Python prints between two chained tracebacks.
+CAUSE_LINE = "The above exception was the direct cause of the following exception:"
+CONTEXT_LINE = "During handling of the above exception, another exception occurred:"
+
+
+def chain_of(error):
+    """[(exception, the line Python prints before it, or None for the first)], oldest first,
+    following __cause__ and __context__ as Python does when it prints a traceback."""
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if error.__cause__ is not None:
+            chain.append((error, CAUSE_LINE))
+            error = error.__cause__
+        elif error.__context__ is not None and not error.__suppress_context__:
+            chain.append((error, CONTEXT_LINE))
+            error = error.__context__
+        else:
+            chain.append((error, None))
+            error = None
+    return chain[::-1]
+
+
+def same_error(error, other):
+    """The same error as Python would print its last line: type and message (for a
+    SyntaxError the message names the file and line)."""
+    return type(error) is type(other) and str(error) == str(other)
+
+
+def repeat_note(error, repeats):
+    if not repeats:
+        return []
+    return ["", f"[The same {type(error).__name__} was raised again {repeats} more times while it was being "
+                f"handled; those tracebacks are left out]"]
+
+
+def cut_in_the_middle(lines, limit):
+    """At most `limit` lines: the first third and the end, which has the error itself."""
+    if len(lines) <= limit:
+        return lines
+    head = limit // 3
+    tail = limit - head - 1
+    return [*lines[:head], f"[{len(lines) - head - tail} lines left out]", *lines[-tail:]]
 
 
 def log_what_python_would_print_itself():

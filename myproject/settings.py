@@ -114,6 +114,9 @@ MIDDLEWARE = [
     # First, so that it sees every response last: a HEAD request gets the headers of GET, and
     # no body. See myproject/head_requests.py.
     "myproject.head_requests.HeadWithoutBodyMiddleware",
+    # Next, so that it catches an exception Django lets out when it cannot make its own 500
+    # page (a syntax error in a view the URLconf imports). See myproject/server_error.py.
+    "myproject.server_error.ServerErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware, so static files skip the rest of the stack. In
     # production nginx serves them before they reach gunicorn; whitenoise covers runserver,

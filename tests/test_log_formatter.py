@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import traceback
 
 import pytest
 
@@ -73,3 +74,45 @@ def test_long_values_are_cut_so_that_no_line_reaches_herokus_limit():
 
     assert parse(line)["msg"] == worst[:logs.MAX_VALUE_LENGTH]
     assert len(line.encode()) < HEROKU_MAX_LINE_BYTES
+
+
+def raised(function):
+    try:
+        function()
+    except Exception:
+        return sys.exc_info()
+    raise AssertionError(f"{function} raised nothing")
+
+
+def test_a_chain_of_different_errors_is_printed_as_python_prints_it():
+    def lookup():
+        try:
+            {}["missing"]
+        except KeyError as error:
+            try:
+                raise ValueError("no such key") from error
+            except ValueError:
+                raise RuntimeError("while reporting it")
+
+    exc_info = raised(lookup)
+
+    formatted = logs.LogfmtFormatter().formatException(exc_info)
+    assert formatted == "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+
+
+def test_a_chain_longer_than_the_limit_keeps_its_start_and_its_end():
+    def errors_while_handling(count):
+        if count == 0:
+            raise LookupError("the first error")
+        try:
+            errors_while_handling(count - 1)
+        except Exception:
+            raise ValueError(f"error number {count}")
+
+    lines = format_record("failed", level=logging.ERROR, exc_info=raised(lambda: errors_while_handling(100)))
+
+    tracebacks = [parse(line)["traceback"] for line in lines[1:]]
+    assert len(tracebacks) == logs.MAX_TRACEBACK_LINES
+    assert tracebacks[0] == "Traceback (most recent call last):"
+    assert any(line.endswith(" lines left out]") for line in tracebacks)
+    assert tracebacks[-1] == "ValueError: error number 100"
