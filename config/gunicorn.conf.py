@@ -22,9 +22,14 @@ from myproject import logs
 NGINX_SOCKET_PATH = os.environ.get("NGINX_SOCKET_PATH", "/tmp/nginx.socket")
 bind = [f"unix:{NGINX_SOCKET_PATH}"]
 
-# gunicorn's control socket (for the `gunicornc` tool) goes beside it, instead of into
-# $HOME, where two copies of the app would fight over one path.
-control_socket = f"{NGINX_SOCKET_PATH}.ctl"
+# No control socket. gunicorn 25.1 and later open one for its `gunicornc` tool (worker
+# status, more or fewer workers, reload, stop), by default in $HOME, where two copies of the
+# app would fight over one path. Nothing in this template uses it: bin/start-nginx stops
+# gunicorn with signals, Heroku sizes it with WEB_CONCURRENCY, and on a dyno nobody is there
+# to type the commands. Off, it is one socket fewer that could stop the app, and one line
+# fewer in the log at every start. To use gunicornc on your machine, set
+# control_socket = f"{NGINX_SOCKET_PATH}.ctl" here and remove this line.
+control_socket_disable = True
 
 # How many workers. WEB_CONCURRENCY wins when set: on Cedar, Heroku's classic Python buildpack
 # sets it at dyno boot from the dyno's memory and cores (2 on Standard-1X, 4 on Standard-2X).

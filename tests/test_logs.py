@@ -337,6 +337,13 @@ def test_one_access_line_per_request_although_the_buildpack_asks_gunicorn_for_on
     assert len(mentions) == 1
 
 
+def test_gunicorn_opens_no_control_socket_which_nothing_uses(stack):
+    # gunicorn would say "Control socket listening at ..." at every start, for a socket that
+    # could stop the app and that nothing here talks to (config/gunicorn.conf.py).
+    assert "Control socket" not in stack.output()
+    assert not list(stack.socket_path.parent.glob("*.ctl"))
+
+
 def test_gunicorns_access_line_on_demand_carries_the_same_request_id(start_stack):
     stack = start_stack({"GUNICORN_ACCESS_LOG": "1"})
     request_id = new_request_id()
