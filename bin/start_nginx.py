@@ -19,7 +19,8 @@ The story, in the order run() tells it:
 4. Start nginx in the foreground, listening on $PORT.
 5. Supervise: when either process exits on its own, stop the other and exit 1, saying which.
 6. On SIGTERM or SIGINT, stop nginx gracefully first (it finishes every request it has
-   accepted), then the app, and exit 0. A second signal stops both at once.
+   accepted), then the app, and exit 0. The same signal a second time stops both at once
+   (see SignalInbox).
 
 However it ends, nothing it started is left behind: whatever remains of a stopped process's
 group (workers that outlived their master) is killed, and if this script itself is killed,
@@ -155,6 +156,11 @@ class SignalInbox:
 
     Handlers only note the signal (as gunicorn's arbiter does), so nothing complicated ever
     runs in the middle of another piece of code.
+
+    The first signal asks for a graceful stop. The same signal again insists: a person who
+    presses Ctrl-C twice wants everything stopped now. The other signal does not, because
+    runners send it on their own after the first: a terminal's Ctrl-C reaches foreman and the
+    web process at once, and foreman then sends the web process SIGTERM, moments later.
     """
 
     def __init__(self):
@@ -165,8 +171,12 @@ class SignalInbox:
     def _record(self, signum, frame):
         self.received.append(signal.Signals(signum).name)
 
-    def __len__(self):
-        return len(self.received)
+    def __bool__(self):
+        return bool(self.received)
+
+    def insisted(self):
+        """Whether one signal came twice."""
+        return len(set(self.received)) < len(self.received)
 
 
 # Setup: everything that can be wrong before a process starts.
@@ -291,6 +301,19 @@ def wait_until_nginx_has_read_its_config(nginx, pause):
         except OSError:
             return  # no /proc here, or no children list in this kernel
         pause()
+
+
+def say_where_it_listens(nginx):
+    """Once nginx listens, print where: on your machine as a URL to open (runners choose
+    ports of their own, 5000, 5006 or 5100: docs/where-it-runs.md); on a dyno the port alone,
+    since the app's address is the router's, which the dyno does not know."""
+    if nginx.poll() is not None:
+        return  # it could not start: supervise() says so
+    port = os.environ["PORT"]
+    if "DYNO" in os.environ:
+        log(at="listening", port=port)
+    else:
+        log(at="listening", url=f"http://127.0.0.1:{port}")
 
 
 def test_nginx_config(nginx):
@@ -549,8 +572,8 @@ def supervise(children, signals):
 
 
 def stop(children, name, stop_signal, timeout, signals):
-    """Ask a process to stop; kill it after `timeout` seconds or on a second signal. Either
-    way, kill whatever is left of its process group."""
+    """Ask a process to stop; kill it after `timeout` seconds, or when a signal comes a second
+    time. Either way, kill whatever is left of its process group."""
     process = children.processes.get(name)
     if process is None:
         return
@@ -559,8 +582,8 @@ def stop(children, name, stop_signal, timeout, signals):
         log(at="stopping", process=name, signal=stop_signal.name)
         deadline = time.monotonic() + timeout
         while process.poll() is None:
-            if len(signals) > 1 or time.monotonic() > deadline:
-                reason = "second-signal" if len(signals) > 1 else f"still running after {timeout}s"
+            if signals.insisted() or time.monotonic() > deadline:
+                reason = "second-signal" if signals.insisted() else f"still running after {timeout}s"
                 log(at="kill", process=name, reason=reason)
                 children.kill_group(name)
                 process.wait()
@@ -589,6 +612,7 @@ def run(command, nginx, rendered, wait_for_app, signals):
         with config_in_place(rendered):
             nginx_process = children.start("nginx", nginx_command(nginx), nginx_env, version=version)
             wait_until_nginx_has_read_its_config(nginx_process, children.pause)
+        say_where_it_listens(nginx_process)
         if graceful:
             check_shim_loaded(children)
         status = supervise(children, signals)

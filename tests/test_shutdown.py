@@ -151,6 +151,22 @@ def test_second_signal_stops_every_process_at_once(start_stack):
         assert 200 not in outcomes(futures)
 
 
+def test_a_runners_sigterm_after_ctrl_c_is_no_second_signal(start_stack):
+    # foreman (and runners like it) send SIGTERM on their own right after the terminal's
+    # SIGINT reached every process, the web process included: still one request to stop.
+    stack = start_stack({"DJANGO_SETTINGS_MODULE": "tests.settings", "WEB_CONCURRENCY": str(WORKERS)})
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        futures = slow_requests_in_flight(stack, pool)
+
+        stack.process.send_signal(signal.SIGINT)
+        wait_for_line(stack, "at=stopping process=nginx")
+        stack.process.send_signal(signal.SIGTERM)
+
+        assert outcomes(futures) == [200] * IN_FLIGHT
+    assert stack.wait_for_exit() == 0
+    assert "at=kill" not in stack.output()
+
+
 def wait_for_line(stack, text):
     deadline = time.monotonic() + WAIT_TIMEOUT
     while text not in stack.output():

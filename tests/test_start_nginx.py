@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack, copy_of_repository, free_port, parse_logfmt, start_time, system_nginx
+from tests.stack import PRODUCTION_ENV, Stack, copy_of_repository, free_port, parse_logfmt, start_time, system_nginx
 
 PYTHON = sys.executable
 # How long a process the kernel was told to kill may take to disappear.
@@ -184,6 +184,20 @@ def test_the_nginx_start_line_names_the_version_that_serves(stack):
 
     assert start_line["version"] == version
     assert start_line["version"].count(".") == 2, f"not a release number: {start_line['version']!r}"
+
+
+def test_it_says_where_it_listens_as_a_url_on_your_machine_and_as_a_port_on_a_dyno(start_stack):
+    local = start_stack()
+    dyno = start_stack(PRODUCTION_ENV)
+
+    def listening(stack):
+        (line,) = [parse_logfmt(line) for line in stack.stdout_lines() if "at=listening" in line]
+        return line
+
+    assert listening(local) == {"wrapper": "start-nginx", "at": "listening", "url": f"http://127.0.0.1:{local.port}"}
+    assert listening(dyno) == {"wrapper": "start-nginx", "at": "listening", "port": str(dyno.port)}
+    # Printed once nginx has started: it answers there.
+    assert local.get("/").status_code == 200
 
 
 def wait_for_progress(wrapper, at):
