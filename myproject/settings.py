@@ -42,7 +42,7 @@ STARTUP_WARNINGS = []
 
 # Signs sessions, password reset links and CSRF tokens, so it must be secret and must not
 # change between restarts (a new key logs everyone out). On Heroku it is required:
-#   heroku config:set DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+#   heroku config:set DJANGO_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"
 # Not a random key per boot: that would log everyone out on every restart and deploy.
 # Locally a fixed development key is used, with a warning, so that `make run` and the tests
 # work with no setup.
@@ -51,7 +51,7 @@ if not SECRET_KEY:
     if IS_HEROKU_APP:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set. Set it once with: heroku config:set "
-            "DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\""
+            "DJANGO_SECRET_KEY=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')\""
         )
     STARTUP_WARNINGS.append(
         "DJANGO_SECRET_KEY is not set: using the development key, which is fine on your "

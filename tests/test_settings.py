@@ -4,6 +4,7 @@ environment given, as a dyno or `make run` would."""
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -78,6 +79,20 @@ def test_on_heroku_a_missing_secret_key_stops_the_boot_with_instructions():
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
     assert "heroku config:set" in result.stderr
+
+
+def test_the_secret_key_command_it_gives_runs_where_python3_is_the_only_python(tmp_path):
+    # Debian 12 and Ubuntu have python3 but no `python`; the README gives the same command.
+    (tmp_path / "python3").symlink_to(sys.executable)
+    boot_error = run_settings(DYNO="web.1").stderr
+    readme = (REPO / "README.md").read_text()
+
+    for text in (boot_error, readme):
+        (command,) = re.findall(r'DJANGO_SECRET_KEY="\$\((.+?)\)"', text)
+        result = subprocess.run(["/bin/sh", "-c", command], env={"PATH": str(tmp_path)},
+                                capture_output=True, text=True)
+        assert result.returncode == 0, (command, result.stderr)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{60,}\n", result.stdout)
 
 
 def test_heroku_ci_runs_without_a_secret_key():
