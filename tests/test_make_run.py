@@ -273,6 +273,10 @@ def test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno():
     on_a_dyno = {"DYNO": "web.1", "DJANGO_SECRET_KEY": "a-secret",
                  "DATABASE_URL": "postgres://user:password@db.example.com:5432/app"}
     assert reload_setting(GUNICORN_RELOAD="1", **on_a_dyno) == "False"
+    # And the table of variables says so.
+    (row,) = [line for line in (REPO / "docs" / "configuration.md").read_text().splitlines()
+              if line.startswith("| `GUNICORN_RELOAD` |")]
+    assert "never on a dyno" in row.split("|")[2]
 
 
 # --- One warning ----------------------------------------------------------------------
