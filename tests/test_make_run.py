@@ -7,13 +7,17 @@ with its own port, socket and readiness file, and the test suite's virtualenv.
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import requests
 
@@ -338,6 +342,35 @@ def test_dotenv_example_names_only_documented_variables():
 
     assert settings >= {"PORT", "DJANGO_DEBUG", "DJANGO_SECRET_KEY", "DATABASE_URL"}
     assert settings <= documented_variables()
+
+
+def test_dotenv_examples_postgresql_line_works_once_its_database_is_created_as_it_says():
+    # The URL names a database that nothing creates: migrate would end a 90-line traceback
+    # with `database "myproject" does not exist`. The comment above it says how to create it.
+    example = (REPO / ".env.example").read_text()
+    (url,) = re.findall(r"^# DATABASE_URL=(postgres://\S+)$", example, flags=re.MULTILINE)
+    (createdb,) = re.findall(r"^#\s+(createdb .+)$", example, flags=re.MULTILINE)
+    command = shlex.split(createdb)
+    database = urlsplit(url).path.lstrip("/")
+    assert command[-1] == database
+    server = {"host": urlsplit(url).hostname, "port": urlsplit(url).port, "user": urlsplit(url).username}
+    try:
+        psycopg.connect(**server, dbname="postgres", connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL server answers where .env.example's URL points: {error}")
+    if not shutil.which("createdb"):
+        pytest.skip("createdb is not installed (Debian: apt-get install postgresql-client)")
+    # Under a name of its own, so that it never meets a database someone uses.
+    name = f"dotenv_example_{uuid.uuid4().hex}"
+    subprocess.run([*command[:-1], name], check=True, env={**os.environ, "PGCONNECT_TIMEOUT": "5"})
+    try:
+        migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
+                                 cwd=REPO, env={**os.environ, "DATABASE_URL": url.replace(f"/{database}", f"/{name}")},
+                                 capture_output=True, text=True)
+        assert migrate.returncode == 0, migrate.stderr
+    finally:
+        with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_dotenv_is_ignored_by_git_and_its_example_is_not(tmp_path):
