@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.stack import REPO, copy_of_repository
+from tests.stack import copy_of_repository
 
 # Each mutation must be caught this many times out of this many: a test that catches a
 # broken behaviour only by luck (reading before it waits) shows here.
@@ -188,6 +188,103 @@ MUTATIONS = [
         "    server_tokens off;\n    more_clear_headers Server;\n",
         ["tests/test_fir.py::test_a_page_and_its_static_file_are_served_over_ipv4_and_ipv6_and_logged"],
         needs_root=True,
+    ),
+    Mutation(
+        "project-templates-folder-unwatched",
+        "make run does not reload on an edit in the project-level templates/ folder",
+        "config/gunicorn.conf.py",
+        '    if (APP_DIR / "templates").is_dir():\n        template_folders.append(APP_DIR / "templates")\n',
+        "",
+        ["tests/test_make_run.py::test_a_template_in_a_project_level_folder_added_while_running_reloads"],
+    ),
+    Mutation(
+        "new-app-unwatched",
+        "make run watches only the packages the template ships, not an app added with startapp",
+        "config/gunicorn.conf.py",
+        '    packages = sorted(init.parent for init in APP_DIR.glob("*/__init__.py"))\n',
+        '    packages = [APP_DIR / "myproject", APP_DIR / "tests"]\n',
+        ["tests/test_make_run.py::test_an_app_started_while_running_reloads_its_templates_and_views"],
+    ),
+    Mutation(
+        "head-answered-with-a-body",
+        "Django hands gunicorn a body for HEAD, and gunicorn 27 logs a warning for every one",
+        "myproject/settings.py",
+        '    "myproject.head_requests.HeadWithoutBodyMiddleware",\n',
+        "",
+        ["tests/test_logs.py::test_a_head_request_gets_the_headers_of_get_no_body_and_no_line_but_its_access_line"],
+    ),
+    Mutation(
+        "error-django-lets-out-logged-by-gunicorn",
+        "a syntax error in a view reaches gunicorn, which logs it without the request's id",
+        "myproject/settings.py",
+        '    "myproject.server_error.ServerErrorMiddleware",\n',
+        "",
+        ["tests/test_logs.py::test_a_syntax_error_in_a_view_logs_one_short_traceback_per_request_with_its_id"],
+    ),
+    Mutation(
+        "repeated-errors-printed-in-full",
+        "an error raised again while it was being handled is printed again every time",
+        "myproject/logs.py",
+        "    return type(error) is type(other) and str(error) == str(other)\n",
+        "    return False\n",
+        ["tests/test_logs.py::test_a_syntax_error_in_a_view_logs_one_short_traceback_per_request_with_its_id"],
+    ),
+    Mutation(
+        "long-tracebacks-kept-whole",
+        "a traceback of any length is logged whole",
+        "myproject/logs.py",
+        "    if len(lines) <= limit:\n",
+        "    if True:\n",
+        ["tests/test_log_formatter.py::test_a_chain_longer_than_the_limit_keeps_its_start_and_its_end"],
+    ),
+    Mutation(
+        "any-two-signals-kill",
+        "a runner's SIGTERM after Ctrl-C counts as a second signal and kills everything mid-shutdown",
+        "bin/start_nginx.py",
+        "        return len(set(self.received)) < len(self.received)\n",
+        "        return len(self.received) > 1\n",
+        ["tests/test_shutdown.py::test_a_runners_sigterm_after_ctrl_c_is_no_second_signal",
+         "tests/test_procfile_runners.py::test_foreman_start_web_serves_and_its_sigterm_after_ctrl_c_is_no_second_signal"],
+    ),
+    Mutation(
+        "no-listening-line",
+        "the web process does not say where it listens",
+        "bin/start_nginx.py",
+        "        say_where_it_listens(nginx_process)\n",
+        "",
+        ["tests/test_start_nginx.py::test_it_says_where_it_listens_as_a_url_on_your_machine_and_as_a_port_on_a_dyno"],
+    ),
+    Mutation(
+        "control-socket-open",
+        "gunicorn opens a control socket nothing uses, and says so at every start",
+        "config/gunicorn.conf.py",
+        "control_socket_disable = True\n",
+        "control_socket_disable = False\n",
+        ["tests/test_logs.py::test_gunicorn_opens_no_control_socket_which_nothing_uses"],
+    ),
+    Mutation(
+        "secret-key-command-needs-python",
+        "the boot error's secret-key command runs `python`, which Debian 12 does not have",
+        "myproject/settings.py",
+        """            "DJANGO_SECRET_KEY=\\"$(python3 -c""",
+        """            "DJANGO_SECRET_KEY=\\"$(python -c""",
+        ["tests/test_settings.py::test_the_secret_key_command_it_gives_runs_where_python3_is_the_only_python"],
+    ),
+    Mutation(
+        "postgresql-database-never-created",
+        ".env.example's PostgreSQL URL names a database that nothing says to create",
+        ".env.example",
+        "#   createdb -h 127.0.0.1 -U postgres myproject\n",
+        "",
+        ["tests/test_make_run.py::test_dotenv_examples_postgresql_line_works_once_its_database_is_created_as_it_says"],
+    ),
+    Mutation(
+        "reload-said-to-be-on-in-a-dyno",
+        "the configuration table says GUNICORN_RELOAD is always on in a dyno",
+        "docs/configuration.md",
+        "never on a dyno (`DYNO` set), whatever its value",
+        "always on a dyno",
+        ["tests/test_make_run.py::test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno"],
     ),
 ]
 
