@@ -164,6 +164,15 @@ MUTATIONS = [
         ["tests/test_upstream_protocol.py::test_gunicorn_receives_http_1_1_with_connection_close"],
     ),
     Mutation(
+        "survivor-stopped-late",
+        "when nginx or the app exits on its own, the other is stopped only 5 seconds later",
+        "bin/start_nginx.py",
+        '                log(at="exit", process=name, **exit_fields(process.returncode))\n',
+        '                log(at="exit", process=name, **exit_fields(process.returncode))\n'
+        "                time.sleep(5)\n",
+        ["tests/test_start_nginx.py::test_when_one_process_exits_the_other_is_stopped_within_a_second_and_named"],
+    ),
+    Mutation(
         "dying-master-reported-as-a-clean-stop",
         "the web process exits 0 when nginx or gunicorn died on its own",
         "bin/start_nginx.py",
