@@ -1,4 +1,5 @@
-"""What nginx does itself in front of Django: static files, and bodies that are too large.
+"""What nginx does itself in front of Django: static files, the favicon and robots.txt, and
+bodies that are too large.
 
 Through the real stack (bin/start-nginx, nginx, gunicorn), as in tests/test_stack.py.
 """
@@ -6,6 +7,7 @@ Through the real stack (bin/start-nginx, nginx, gunicorn), as in tests/test_stac
 import json
 import uuid
 
+import pytest
 import requests
 
 from tests.stack import REPO
@@ -48,6 +50,22 @@ def test_static_file_missing_on_disk_gets_djangos_answer(stack):
 
     assert response.status_code == 404
     assert stack.wait_for_access_line(request_id)["upstream_response_time"] != "-"
+
+
+@pytest.mark.parametrize("name, content_type", [("favicon.ico", "image/x-icon"),
+                                                ("robots.txt", "text/plain; charset=utf-8")])
+def test_favicon_and_robots_txt_come_from_nginx_and_are_cached_for_a_day(stack, name, content_type):
+    request_id = str(uuid.uuid4())
+
+    response = stack.get("/" + name, headers={"X-Request-ID": request_id})
+
+    assert response.status_code == 200
+    assert response.content == (REPO / "config" / "site-root" / name).read_bytes()
+    assert response.headers["Content-Type"] == content_type
+    assert response.headers["Cache-Control"] == "max-age=86400, public"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # No gunicorn worker was asked: nginx logs no upstream for a request it answered itself.
+    assert stack.wait_for_access_line(request_id)["upstream_connect_time"] == "-"
 
 
 def test_body_over_the_limit_is_refused_by_nginx(start_stack):
