@@ -3,7 +3,8 @@
 #   make test   the whole test suite
 #   make bench  the slow-client benchmark (about fifteen minutes; see tests/bench/)
 #   make mutations  checks that each test fails when the behaviour it guards is broken
-# Each sets up what it needs first: a virtualenv in .venv, the requirements and nginx.
+# Each sets up what it needs first: a virtualenv in .venv, the requirements and nginx (and,
+# for make test, Chromium for the browser tests).
 # And one for testing with the nginx Heroku's dynos run rather than your machine's:
 #   make heroku-nginx   puts it in .heroku-nginx/ and says how to test with it
 
@@ -25,7 +26,7 @@ DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run run-stack test mutations bench setup nginx heroku-nginx
+.PHONY: run run-stack test mutations bench setup nginx chromium heroku-nginx
 
 # Through a second make, so that .env's variables are in the environment before the
 # defaults above are decided.
@@ -39,13 +40,13 @@ run-stack:
 	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C to stop)"
 	PATH="$(abspath $(VENV))/bin:$$PATH" PORT=$(PORT) GUNICORN_RELOAD=$(GUNICORN_RELOAD) $(WEB_COMMAND)
 
-test: setup
+test: setup chromium
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # Breaks each behaviour the tests guard, in a copy, and checks that its tests fail
 # (tests/mutations.py): a few minutes, so neither make test nor CI runs it. One at a time:
 # make mutations MUTATIONS=warning-per-worker
-mutations: setup
+mutations: setup chromium
 	$(PYTHON) -m tests.mutations $(MUTATIONS)
 
 # Writes tests/bench/results.md and tests/bench/results.png.
@@ -69,6 +70,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 
 nginx:
 	@bin/install-nginx
+
+# For tests/test_browser.py only; without it those tests are skipped (they fail in CI).
+chromium:
+	@bin/install-chromium
 
 # Lets nginx finish its requests when Heroku-style SIGTERM reaches it (bin/start-nginx).
 bin/sigterm_as_sigquit.so: bin/sigterm_as_sigquit.c
