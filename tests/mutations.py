@@ -295,6 +295,40 @@ MUTATIONS = [
         "always on a dyno",
         ["tests/test_make_run.py::test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno"],
     ),
+    Mutation(
+        "stylesheet-sent-as-text-under-nosniff",
+        "nginx sends .css files as text/plain, so that browsers refuse to apply them (nosniff)",
+        "config/mime.types",
+        "    text/css                    css;\n",
+        "    text/plain                  css;\n",
+        ["tests/test_browser.py::test_a_demo_page_loads_whole_with_its_styles"],
+    ),
+    Mutation(
+        "favicon-through-django",
+        "/favicon.ico goes to a gunicorn worker, which answers 404",
+        "config/nginx.conf.erb",
+        "        location ~ ^/(favicon\\.ico|robots\\.txt)$ {\n",
+        "        location ~ ^/(robots\\.txt)$ {\n",
+        ["tests/test_browser.py::test_the_favicon_comes_from_nginx_and_no_worker_sees_it",
+         "tests/test_nginx_static_and_limits.py::test_favicon_and_robots_txt_come_from_nginx_and_are_cached_for_a_day"],
+    ),
+    Mutation(
+        "body-too-large-page-without-its-limit",
+        "the 413 page no longer says the limit (its server-side include is off)",
+        "config/nginx.conf.erb",
+        "            ssi on;\n",
+        "            ssi off;\n",
+        ["tests/test_refusal_pages.py::"
+         "test_a_body_over_the_limit_gets_413_and_a_page_naming_the_limit_and_its_setting"],
+    ),
+    Mutation(
+        "headers-too-large-page-for-400",
+        "the page for headers too large is set for 400, which never catches nginx's internal 494",
+        "config/nginx.conf.erb",
+        "        error_page 494 /nginx-errors/headers-too-large.html;\n",
+        "        error_page 400 /nginx-errors/headers-too-large.html;\n",
+        ["tests/test_refusal_pages.py::test_a_header_over_8_kb_gets_400_and_a_page_that_blames_the_cookies"],
+    ),
 ]
 
 
