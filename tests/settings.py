@@ -1,10 +1,18 @@
-"""The project's settings plus a few views that misbehave on purpose or report what they
-received (tests/urls.py).
+"""The project's settings plus the tests' own pages and static file (tests/urls.py,
+tests/views.py, tests/templates/, tests/static/), and a few views that misbehave on purpose
+or report what they received.
 
-Only the end-to-end tests that need such a view use this module, through
-DJANGO_SETTINGS_MODULE in the stack they start. The app you deploy never has these views.
+Every stack the tests start runs with these settings (DJANGO_SETTINGS_MODULE in
+tests/stack.py), so that the stack's tests depend on nothing the project serves: they pass
+with the demo app deleted. The app you deploy never has these pages.
 """
 
 from myproject.settings import *  # noqa: F403 (the real settings, unchanged)
+from myproject.settings import INSTALLED_APPS
+
+# The tests package as an app, so that collectstatic collects tests/static/ into
+# staticfiles/ (where nginx serves it from, as it serves any app's static files) and Django
+# finds tests/templates/.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests"]
 
 ROOT_URLCONF = "tests.urls"

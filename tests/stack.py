@@ -31,14 +31,18 @@ STARTUP_TIMEOUT = 30
 NGINX_DEFAULT_WORKERS = 4  # worker_processes in config/nginx.conf.erb, without NGINX_WORKERS
 SHUTDOWN_TIMEOUT = 35
 
+# Every stack runs the project's settings plus the tests' own pages and static file
+# (tests/settings.py), so that the tests depend on nothing the project serves: they pass
+# with the demo app deleted (tests/fork.py checks it).
+TESTS_SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
+
 # The stack as it runs on a dyno: DYNO makes the settings the production ones (https
 # redirect, HSTS, secure cookies) and the secret key is a real one. gunicorn writes its own
 # access lines too (GUNICORN_ACCESS_LOG=1), so a test can see every request that reached
-# gunicorn. tests/settings.py adds views that misbehave on purpose.
+# gunicorn.
 PRODUCTION_ENV = {
     "DYNO": "web.1",
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-    "DJANGO_SETTINGS_MODULE": "tests.settings",
     "GUNICORN_ACCESS_LOG": "1",
 }
 
@@ -187,6 +191,7 @@ class Stack:
             # What Heroku's Python buildpack sets in every dyno.
             "GUNICORN_CMD_ARGS": "--access-logfile -",
             "FORWARDED_ALLOW_IPS": "*",
+            **TESTS_SETTINGS,
             **(extra_env or {}),
         }
         (tmp_path / "nginx").mkdir()
@@ -267,7 +272,7 @@ class Stack:
 
         A worker answers only once it has booted, and so once it has logged everything it
         logs as it boots (the settings' warnings, say): after this, a count of such lines can
-        no longer grow. Needs tests.settings (DJANGO_SETTINGS_MODULE), for /worker-pid/.
+        no longer grow. Needs tests.settings (TESTS_SETTINGS), for /worker-pid/.
         """
         workers = set(children_of(self.child_pids()["app"]))
         answered = set()

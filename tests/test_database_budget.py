@@ -124,8 +124,8 @@ def limited_database_url():
 
 
 def visit(stack):
-    """GET the demo's /visits/ page, which writes to the database and reads from it."""
-    return requests.get(stack.url + "/visits/", timeout=ANSWER_TIMEOUT)
+    """GET the tests' /database/ page, which writes to the database and reads from it."""
+    return requests.get(stack.url + "/database/", timeout=ANSWER_TIMEOUT)
 
 
 def request_log_lines(stack):
@@ -196,7 +196,7 @@ def load_all(stacks):
 
 
 def answers_200_within(stack, seconds):
-    """Seconds until /visits/ answers 200, asking every 0.1 s; None if it never does."""
+    """Seconds until /database/ answers 200, asking every 0.1 s; None if it never does."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         if visit(stack).status_code == 200:

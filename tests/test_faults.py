@@ -153,7 +153,7 @@ def test_a_request_gives_up_on_a_database_that_never_answers(start_stack):
     with silent_database_url() as url:
         stack = start_stack({"DATABASE_URL": url, "NGINX_PROXY_READ_TIMEOUT": "10s"}, migrate=False)
         started = time.monotonic()
-        status = visits_status(stack)
+        status = database_page_status(stack)
         waited = time.monotonic() - started
 
     assert status == 500
@@ -209,8 +209,8 @@ def database_behind_proxy(postgres_database):
         proxy.cut()
 
 
-def visits_status(stack):
-    return requests.get(stack.url + "/visits/", timeout=ANSWER_TIMEOUT).status_code
+def database_page_status(stack):
+    return requests.get(stack.url + "/database/", timeout=ANSWER_TIMEOUT).status_code
 
 
 def test_database_unreachable_at_boot_gives_500s_with_a_clear_log_then_recovers(database_behind_proxy, start_stack):
@@ -219,20 +219,20 @@ def test_database_unreachable_at_boot_gives_500s_with_a_clear_log_then_recovers(
 
     stack = start_stack({"DATABASE_URL": url}, migrate=False)
     assert requests.get(stack.url + "/", timeout=ANSWER_TIMEOUT).status_code == 200  # needs no database
-    assert visits_status(stack) == 500
+    assert database_page_status(stack) == 500
     assert "OperationalError" in stack.wait_for_output("Connection refused")
 
     proxy.restore()
-    assert visits_status(stack) == 200
+    assert database_page_status(stack) == 200
 
 
 def test_database_lost_mid_run_gives_500s_then_recovers_when_it_is_back(database_behind_proxy, start_stack):
     proxy, url = database_behind_proxy
     stack = start_stack({"DATABASE_URL": url}, migrate=False)
-    assert visits_status(stack) == 200
+    assert database_page_status(stack) == 200
 
     proxy.cut()  # also drops the connections Django keeps open between requests
-    assert visits_status(stack) == 500
+    assert database_page_status(stack) == 500
 
     proxy.restore()
-    assert visits_status(stack) == 200
+    assert database_page_status(stack) == 200

@@ -11,10 +11,10 @@ def get(stack, path, headers):
 
 
 def test_plain_http_is_redirected_to_the_same_url_over_https(production_stack):
-    response = get(production_stack, "/visits/?page=2", {"X-Forwarded-Proto": "http"})
+    response = get(production_stack, "/database/?page=2", {"X-Forwarded-Proto": "http"})
 
     assert response.status_code == 301
-    assert response.headers["Location"] == f"https://127.0.0.1:{production_stack.port}/visits/?page=2"
+    assert response.headers["Location"] == f"https://127.0.0.1:{production_stack.port}/database/?page=2"
 
 
 def test_https_requests_are_served_with_hsts(production_stack):

@@ -200,20 +200,20 @@ def test_disallowed_host_error_carries_the_same_request_id_as_the_access_line(st
 
 
 def test_500_traceback_is_logged_line_by_line_with_the_request_id(start_stack):
-    # Without migrations the visits page fails as a real app does: no such table.
+    # Without migrations the database page fails as a real app does: no such table.
     stack = start_stack(migrate=False)
     request_id = new_request_id()
 
-    response = stack.get("/visits/", headers=router_headers(request_id))
+    response = stack.get("/database/", headers=router_headers(request_id))
 
     assert response.status_code == 500
     assert stack.wait_for_access_line(request_id)["status"] == "500"
     lines = wait_for_lines(stack, request_id, "django.request", count=3)
     assert lines[0] == {"level": "ERROR", "logger": "django.request", "request_id": request_id,
-                        "msg": "Internal Server Error: /visits/"}
+                        "msg": "Internal Server Error: /database/"}
     tracebacks = [fields["traceback"] for fields in lines[1:]]
     assert tracebacks[0] == "Traceback (most recent call last):"
-    assert tracebacks[-1].endswith("no such table: demo_visit")
+    assert tracebacks[-1].endswith("no such table: django_session")
 
 
 # The record of an error that comes back with every request stays this short. A syntax error
@@ -254,7 +254,7 @@ def test_a_syntax_error_in_a_view_logs_one_short_traceback_per_request_with_its_
 def test_errors_python_would_print_itself_are_log_lines(start_stack):
     # An exception in __del__ ("Exception ignored in ...") and one that ends a thread: Python
     # prints both on stderr itself, in lines that are not logfmt, unless told otherwise.
-    stack = start_stack({"DJANGO_SETTINGS_MODULE": "tests.settings"})
+    stack = start_stack()
     request_id = new_request_id()
     token = uuid.uuid4().hex[:12]
 
@@ -362,7 +362,7 @@ def test_every_line_the_stack_prints_from_start_to_stop_is_logfmt(start_stack):
     stack = start_stack({"GUNICORN_ACCESS_LOG": "1"}, migrate=False)
     stack.get("/", headers=router_headers(new_request_id()))
     stack.get("/wp-login.php")
-    stack.get("/visits/")  # a 500 with a traceback
+    stack.get("/database/")  # a 500 with a traceback
     stack.get("/", headers={"Host": "evil.example.com"})
     for user_agent in HOSTILE_USER_AGENTS.values():
         stack.send_raw(raw_request(b"User-Agent: " + user_agent))

@@ -1,7 +1,9 @@
 """`make run`, the loop a developer repeats all day: code reload, .env, one warning.
 
 Each test runs the real `make run` in a copy of the app (so it can edit the copy's code),
-with its own port, socket and readiness file, and the test suite's virtualenv.
+with its own port, socket and readiness file, and the test suite's virtualenv. Like every
+stack of the tests, it runs tests/settings.py, and the reload tests edit the tests' own view
+and template (tests/views.py, tests/templates/), which gunicorn watches as it watches an app's.
 """
 
 import contextlib
@@ -23,7 +25,7 @@ import requests
 
 from tests.conftest import running, temporary_runtime_dir
 from tests.logfmt import parse as parse_logfmt
-from tests.stack import REPO, Stack, copy_of_repository, free_port
+from tests.stack import REPO, TESTS_SETTINGS, Stack, copy_of_repository, free_port
 from tests.test_docs import documented_variables
 
 # make run does collectstatic and migrate in a fresh copy before the stack starts.
@@ -40,9 +42,6 @@ NOT_IN_A_TERMINAL = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "CI", "DYNO", "DATABASE
                      "GUNICORN_RELOAD", "GUNICORN_CMD_ARGS", "PORT", "WEB_CONCURRENCY"}
 
 DEVELOPMENT_KEY_WARNING = "DJANGO_SECRET_KEY is not set"
-# The project's settings plus /worker-pid/, which Stack.wait_until_every_worker_has_answered
-# asks: only then can a test tell that a warning will not come again.
-WITH_WORKER_PIDS = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
 
 
 class MakeRun(Stack):
@@ -55,6 +54,7 @@ class MakeRun(Stack):
         self.env.update({
             "NGINX_SOCKET_PATH": str(self.socket_path),
             "APP_INITIALIZED_PATH": str(runtime_dir / "app-initialized"),
+            **TESTS_SETTINGS,
             **(extra_env or {}),
         })
         if port is None:
@@ -136,10 +136,8 @@ def test_an_edited_view_is_served_without_restarting_the_stack(make_run, app_cop
     # The hard case: every worker has imported the view already, and the edit comes at once.
     wait_for_every_worker_to_answer(stack, "It works")
     nginx_before = stack.child_pids()["nginx"]
-    views = app_copy / "myproject" / "demo" / "views.py"
 
-    edit(views, 'return render(request, "demo/home.html")', 'return HttpResponse("edited view")')
-    edit(views, "from django.shortcuts import render", "from django.http import HttpResponse\nfrom django.shortcuts import render")
+    edit(app_copy / "tests" / "views.py", 'return render(request, "tests/home.html")', 'return HttpResponse("edited view")')
     seconds = wait_for_every_worker_to_answer(stack, "edited view", timeout=RELOAD_WITHIN)
 
     print(f"the edited view was served by every worker {seconds:.2f}s after the edit")
@@ -153,7 +151,7 @@ def test_an_edited_template_is_served_without_restarting_the_stack(make_run, app
     # Every worker has rendered the template, and cached it.
     wait_for_every_worker_to_answer(stack, "It works")
 
-    edit(app_copy / "myproject" / "demo" / "templates" / "demo" / "home.html", "It works", "It reloads")
+    edit(app_copy / "tests" / "templates" / "tests" / "home.html", "It works", "It reloads")
     seconds = wait_for_every_worker_to_answer(stack, "It reloads", timeout=RELOAD_WITHIN)
 
     print(f"the edited template was served by every worker {seconds:.2f}s after the edit")
@@ -250,7 +248,7 @@ def test_no_request_fails_while_the_workers_restart(make_run, app_copy):
         boots_before = stack.worker_boots()
         for edit_number in range(3):
             time.sleep(1.5)
-            edit(app_copy / "myproject" / "demo" / "templates" / "demo" / "home.html", "<h1>", f"<h1>{edit_number}")
+            edit(app_copy / "tests" / "templates" / "tests" / "home.html", "<h1>", f"<h1>{edit_number}")
         wait_for_every_worker_to_answer(stack, "<h1>210It works")
     finally:
         stop.set()
@@ -287,7 +285,7 @@ def test_gunicorn_reloads_only_when_asked_and_never_on_a_dyno():
 
 
 def test_the_development_key_warning_is_one_logfmt_line_per_make_run(make_run, app_copy):
-    stack = make_run({**WITH_WORKER_PIDS, "WEB_CONCURRENCY": "3"})
+    stack = make_run({"WEB_CONCURRENCY": "3"})
     wait_until_every_worker_watches(stack, 3)
     # Restart every worker once: the warning must not come back with them.
     boots = stack.worker_boots()
@@ -306,7 +304,7 @@ def test_the_development_key_warning_is_one_logfmt_line_per_make_run(make_run, a
 
 
 def test_no_development_key_warning_with_a_secret_key(make_run):
-    stack = make_run({**WITH_WORKER_PIDS, "DJANGO_SECRET_KEY": "a-real-secret-for-this-test"})
+    stack = make_run({"DJANGO_SECRET_KEY": "a-real-secret-for-this-test"})
 
     stack.wait_until_every_worker_has_answered()
     assert DEVELOPMENT_KEY_WARNING not in stack.output()
@@ -327,7 +325,7 @@ def test_make_run_reads_dotenv_and_the_shell_wins(make_run, app_copy):
         "WEB_CONCURRENCY=3\n"
     )
 
-    stack = make_run({**WITH_WORKER_PIDS, "WEB_CONCURRENCY": "1"}, port=port)
+    stack = make_run({"WEB_CONCURRENCY": "1"}, port=port)
 
     assert stack.get("/", headers={"Host": "dotenv.test"}).status_code == 200
     assert stack.get("/", headers={"Host": "elsewhere.test"}).status_code == 400

@@ -20,7 +20,7 @@ def hashed_name(name):
 
 def test_hashed_static_file_comes_from_nginx_gzipped_and_cached_forever(stack):
     request_id = str(uuid.uuid4())
-    name = hashed_name("demo/style.css")
+    name = hashed_name("tests/style.css")
 
     response = stack.get("/static/" + name, headers={"Accept-Encoding": "gzip", "X-Request-ID": request_id},
                          stream=True)
@@ -37,7 +37,7 @@ def test_hashed_static_file_comes_from_nginx_gzipped_and_cached_forever(stack):
 
 
 def test_static_file_without_a_hash_is_cached_briefly(stack):
-    response = stack.get("/static/demo/style.css")
+    response = stack.get("/static/tests/style.css")
 
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "max-age=60, public"
@@ -46,7 +46,7 @@ def test_static_file_without_a_hash_is_cached_briefly(stack):
 def test_static_file_missing_on_disk_gets_djangos_answer(stack):
     request_id = str(uuid.uuid4())
 
-    response = stack.get("/static/demo/not-collected.css", headers={"X-Request-ID": request_id})
+    response = stack.get("/static/tests/not-collected.css", headers={"X-Request-ID": request_id})
 
     assert response.status_code == 404
     assert stack.wait_for_access_line(request_id)["upstream_response_time"] != "-"

@@ -45,7 +45,7 @@ def private_stack():
 
 def static_path(stack):
     manifest = json.loads((stack.app_dir / "staticfiles" / "staticfiles.json").read_text())
-    return "/static/" + manifest["paths"]["demo/style.css"]
+    return "/static/" + manifest["paths"]["tests/style.css"]
 
 
 def get(stack, path, **headers):

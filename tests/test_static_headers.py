@@ -47,7 +47,7 @@ class UnixSocketConnection(http.client.HTTPConnection):
 
 def hashed_static_path():
     manifest = json.loads((REPO / "staticfiles" / "staticfiles.json").read_text())
-    return "/static/" + manifest["paths"]["demo/style.css"]
+    return "/static/" + manifest["paths"]["tests/style.css"]
 
 
 def fetch(connection, headers):

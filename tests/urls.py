@@ -1,12 +1,16 @@
-"""The project's URLs, plus the tests' own (tests/settings.py): /worker-pid/, views under
-/misbehave/ that fail on purpose, under /echo/ one that reports what it received, and under
-/upstream/ views that show what nginx sends gunicorn."""
+"""The tests' URLs (tests/settings.py), ahead of the project's own: a home page at / and a
+page that uses the database at /database/, which the stack's tests request in place of the
+project's pages (so they pass with the demo app deleted, whatever the project serves at /);
+/worker-pid/; views under /misbehave/ that fail on purpose, under /echo/ one that reports
+what it received, and under /upstream/ views that show what nginx sends gunicorn."""
 
 from django.urls import include, path
 
 from tests import views
 
 urlpatterns = [
+    path("", views.home),
+    path("database/", views.database),
     path("worker-pid/", views.worker_pid),
     path("misbehave/slow/<int:seconds>/", views.slow),
     path("misbehave/raise/<slug:token>/", views.raise_error),

@@ -1,7 +1,9 @@
-"""Views for the tests (tests/urls.py), never in the deployed app: most misbehave on purpose,
-for tests/test_faults.py and tests/test_logs.py; one reports what it received, for
-tests/test_framing.py; some show what nginx hands gunicorn, for
-tests/test_upstream_protocol.py; one says which worker answered."""
+"""Views for the tests (tests/urls.py), never in the deployed app: a home page and a page that
+uses the database, which the stack's tests request in place of the project's own pages (the
+demo's, until you delete it); views that misbehave on purpose, for tests/test_faults.py and
+tests/test_logs.py; one that reports what it received, for tests/test_framing.py; some that
+show what nginx hands gunicorn, for tests/test_upstream_protocol.py; one that says which
+worker answered."""
 
 import hashlib
 import logging
@@ -9,12 +11,28 @@ import os
 import threading
 import time
 
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 logger = logging.getLogger(__name__)
 
 LONGEST_SLEEP = 60
+
+
+def home(request):
+    """A page from a template, linking a static file, that shows the request's id."""
+    return render(request, "tests/home.html")
+
+
+def database(request):
+    """Write a row, then read the table back, as most pages of an app do. The row is a
+    session, in the table of django.contrib.sessions, which the project's own migrations
+    create: the tests need no model of their own, and an unmigrated database fails here."""
+    SessionStore().create()
+    return HttpResponse(f'<p>Sessions saved: <span class="count">{Session.objects.count()}</span></p>')
 
 
 def worker_pid(request):
