@@ -7,6 +7,8 @@
 # for make test, Chromium for the browser tests).
 # And one for testing with the nginx Heroku's dynos run rather than your machine's:
 #   make heroku-nginx   puts it in .heroku-nginx/ and says how to test with it
+# And, to make the template yours (docs/development.md):
+#   make rename NAME=mysite   give the project package a name of your own
 
 # The virtualenv, and the Python that creates it. CI (.ci/run) sets both to test other
 # Pythons in virtualenvs of their own: make test VENV=/tmp/venv-3.13 PYTHON3=python3.13
@@ -26,7 +28,7 @@ DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run run-stack test mutations bench setup nginx chromium heroku-nginx
+.PHONY: run run-stack test mutations rename bench setup nginx chromium heroku-nginx
 
 # Through a second make, so that .env's variables are in the environment before the
 # defaults above are decided.
@@ -48,6 +50,10 @@ test: setup chromium
 # make mutations MUTATIONS=warning-per-worker
 mutations: setup chromium
 	$(PYTHON) -m tests.mutations $(MUTATIONS)
+
+# bin/rename_project.py says what it changes and which names it refuses.
+rename: setup
+	$(PYTHON) bin/rename_project.py $(NAME)
 
 # Writes tests/bench/results.md and tests/bench/results.png.
 bench: setup $(VENV)/.bench-installed

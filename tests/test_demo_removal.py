@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tests.fork import remove_demo_command
 from tests.stack import REPO, copy_of_repository
 
 if not (REPO / "myproject" / "demo").is_dir():
@@ -23,12 +24,6 @@ response = Client().get("/", headers={"Host": "localhost"})
 print(response.status_code)
 print(response.content.decode())
 """
-
-
-def remove_demo_command():
-    """The command exactly as docs/development.md prints it."""
-    guide = (REPO / "docs" / "development.md").read_text()
-    return next(line for line in guide.splitlines() if line.startswith("rm -r myproject/demo"))
 
 
 @pytest.fixture(scope="module")
