@@ -9,6 +9,7 @@
 #   make heroku-nginx   puts it in .heroku-nginx/ and says how to test with it
 # And, to make the template yours (docs/development.md):
 #   make rename NAME=mysite   give the project package a name of your own
+#   make test-fork            the whole suite in a copy with the demo deleted and the package renamed
 
 # The virtualenv, and the Python that creates it. CI (.ci/run) sets both to test other
 # Pythons in virtualenvs of their own: make test VENV=/tmp/venv-3.13 PYTHON3=python3.13
@@ -28,7 +29,7 @@ DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run run-stack test mutations rename bench setup nginx chromium heroku-nginx
+.PHONY: run run-stack test test-fork mutations rename bench setup nginx chromium heroku-nginx
 
 # Through a second make, so that .env's variables are in the environment before the
 # defaults above are decided.
@@ -44,6 +45,11 @@ run-stack:
 
 test: setup chromium
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# As long as make test, so not part of it (make test checks such a copy in seconds); CI runs
+# it once. PYTEST_ARGS reaches the suite in the copy.
+test-fork: setup
+	$(PYTHON) -m tests.fork
 
 # Breaks each behaviour the tests guard, in a copy, and checks that its tests fail
 # (tests/mutations.py): a few minutes, so neither make test nor CI runs it. One at a time:

@@ -1,11 +1,17 @@
 """A fork: a copy of this project made its user's own, as docs/development.md says, with the
 demo app deleted by the command printed there and the package renamed by `make rename`.
 
-tests/test_rename.py builds one and checks it in seconds.
+    make test-fork      builds one in a temporary directory and runs `make test` there
+
+The suite must pass in it as it passes here: no test may need the demo, nor the package's
+old name. That run is as long as `make test` itself, so CI runs it once, apart;
+tests/test_rename.py builds a fork within `make test` and checks it in seconds.
 """
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from tests.stack import REPO, copy_of_repository
 
@@ -29,3 +35,15 @@ def make_fork(destination, name=FORK_NAME):
                    stdout=subprocess.DEVNULL)
     return fork
 
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="fork-") as directory:
+        fork = make_fork(Path(directory) / "app")
+        print(f"--- make test in a fork, with the demo deleted and the package renamed {FORK_NAME}: {fork}",
+              flush=True)
+        status = subprocess.run(["make", "--no-print-directory", "test"], cwd=fork).returncode
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,7 @@
 """The one command in docs/development.md for deleting the demo app leaves a working project,
 which shows at / what that guide says. Skipped once the demo is deleted.
+
+The whole suite in such a copy is `make test-fork` (tests/fork.py).
 """
 
 import ast

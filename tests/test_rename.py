@@ -2,7 +2,7 @@
 
 A fork (tests/fork.py: a copy with the demo deleted and the package renamed, each the
 documented way) keeps no trace of the old name and starts: Django's checks pass and gunicorn
-loads the app the Procfile names.
+loads the app the Procfile names. The whole suite in a fork is `make test-fork`.
 Skipped once the package has been renamed: the rename works once.
 """
 
