@@ -1,13 +1,15 @@
 """`make rename NAME=...` (bin/rename_project.py) gives the package a name of your own.
 
 A fork (tests/fork.py: a copy with the demo deleted and the package renamed, each the
-documented way) keeps no trace of the old name and starts: Django's checks pass and gunicorn
-loads the app the Procfile names. The whole suite in a fork is `make test-fork`.
+documented way) keeps no trace of the old name and starts: Django's checks pass, gunicorn
+loads the app the Procfile names, and the tests Heroku CI runs (app.json) pass. The whole suite in a fork is `make test-fork`.
 Skipped once the package has been renamed: the rename works once.
 """
 
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -62,6 +64,14 @@ def test_gunicorn_loads_the_app_a_forks_procfile_names(fork):
     # Loads config/gunicorn.conf.py, which imports the package, and then the app.
     result = run_in(fork, *gunicorn, "--check-config")
     assert result.returncode == 0, result.stderr
+
+
+def test_heroku_cis_test_command_passes_in_a_fork(fork):
+    command = shlex.split(json.loads((fork / "app.json").read_text())["environments"]["test"]["scripts"]["test"])
+
+    assert command[0] == "python"
+    result = run_in(fork, sys.executable, *command[1:])
+    assert result.returncode == 0, result.stdout[-5000:]
 
 
 @pytest.fixture(scope="module")
