@@ -73,18 +73,19 @@ def rename(project, name):
         raise Refused(f"there is no {TEMPLATE_NAME}/settings.py here: the package has been renamed "
                       "already, and renaming it again is a job for your editor")
     check_name(project, name)
+    (project / TEMPLATE_NAME).rename(project / name)
     rewritten = []
     for path in project_files(project):
         data = path.read_bytes()
         if TEMPLATE_NAME.encode() in data:
             path.write_bytes(data.replace(TEMPLATE_NAME.encode(), name.encode()))
             rewritten.append(path.relative_to(project))
-    (project / TEMPLATE_NAME).rename(project / name)
     return rewritten
 
 
 def main():
-    parser = argparse.ArgumentParser(prog="make rename NAME=", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="make rename", usage="make rename NAME=mysite",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the package's new name, such as mysite")
     arguments = parser.parse_args()
     try:
