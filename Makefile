@@ -57,8 +57,9 @@ test-fork: setup
 mutations: setup chromium
 	$(PYTHON) -m tests.mutations $(MUTATIONS)
 
-# bin/rename_project.py says what it changes and which names it refuses.
-rename: setup
+# bin/rename_project.py says what it changes and which names it refuses. It needs the
+# virtualenv, to refuse the names of the packages installed there, but not nginx.
+rename: $(VENV)/.installed
 	$(PYTHON) bin/rename_project.py $(NAME)
 
 # Writes tests/bench/results.md and tests/bench/results.png.
