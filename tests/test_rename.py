@@ -2,8 +2,9 @@
 
 A fork (tests/fork.py: a copy with the demo deleted and the package renamed, each the
 documented way) keeps no trace of the old name and starts: Django's checks pass, gunicorn
-loads the app the Procfile names, and the tests Heroku CI runs (app.json) pass. The whole suite in a fork is `make test-fork`.
-Skipped once the package has been renamed: the rename works once.
+loads the app the Procfile names, and the tests Heroku CI runs (app.json) pass. The whole
+suite in a fork is `make test-fork`. Skipped once the package has been renamed: the rename
+works once.
 """
 
 import json
