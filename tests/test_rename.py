@@ -84,7 +84,7 @@ def untouched_copy(tmp_path_factory):
     ("my-site", "not a name Python can import"),
     ("2fast", "not a name Python can import"),
     ("class", "not a name Python can import"),
-    (TEMPLATE_NAME, "named myproject already"),
+    (TEMPLATE_NAME, f"named {TEMPLATE_NAME} already"),
     ("tests", "clashes with tests at the top of the project"),
     ("manage", "clashes with manage.py at the top of the project"),
     ("staticfiles", "clashes with staticfiles"),
