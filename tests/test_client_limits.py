@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import erb
-from tests.stack import gunicorn_settings
+from tests.stack import gunicorn_settings, parse_logfmt
 from tests.test_nginx_config import TEMPLATE, ruby_erb
 
 ABUSER = "203.0.113.7"
@@ -114,6 +114,21 @@ def gunicorn_access_lines(stack):
     return [line for line in stack.stdout_lines() if "logger=gunicorn.access" in line]
 
 
+def settled_gunicorn_access_lines(stack, timeout=5):
+    """gunicorn's access lines, once there is one for every request nginx has passed to it.
+
+    gunicorn writes its line after its response has gone, so a moment after nginx's: the
+    stack's first request (the one that found it serving) may still be logged a while later.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = gunicorn_access_lines(stack)
+        passed = {fields["request_id"] for fields in stack.access_lines() if fields["upstream_connect_time"] != "-"}
+        if passed <= {parse_logfmt(line)["request_id"] for line in lines} or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
 # --- The per-client limit ---------------------------------------------------------------
 
 
@@ -121,7 +136,7 @@ def test_one_address_over_the_limit_gets_429_while_others_are_served(start_stack
     stack = start_with(start_stack, limit=3)
 
     with uploads_in_progress(stack, 3, ABUSER):
-        reached_gunicorn_before = len(gunicorn_access_lines(stack))
+        reached_gunicorn_before = len(settled_gunicorn_access_lines(stack))
         # A forged first entry changes nothing: the router appends the address it saw.
         refused, refused_line = get(stack, forwarded_for=f"{NEIGHBOUR}, {ABUSER}")
         reached_gunicorn_after = len(gunicorn_access_lines(stack))
