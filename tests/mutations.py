@@ -329,6 +329,31 @@ MUTATIONS = [
         "        error_page 400 /nginx-errors/headers-too-large.html;\n",
         ["tests/test_refusal_pages.py::test_a_header_over_8_kb_gets_400_and_a_page_that_blames_the_cookies"],
     ),
+    Mutation(
+        "demo-removal-leaves-an-unused-import",
+        "deleting the demo as documented leaves myproject/urls.py importing include for nothing",
+        "myproject/urls.py",
+        "from django.urls import include  # demo app\nfrom django.urls import path\n",
+        "from django.urls import include, path\n",
+        ["tests/test_demo_removal.py::test_the_urls_file_imports_nothing_it_does_not_use"],
+    ),
+    Mutation(
+        "demo-tests-need-the-demo",
+        "a fork without the demo cannot run the tests Heroku CI runs (app.json)",
+        "tests/test_demo.py",
+        'if not apps.is_installed("myproject.demo"):\n    pytest.skip("the demo app has been deleted", allow_module_level=True)\n',
+        "",
+        ["tests/test_rename.py::test_heroku_cis_test_command_passes_in_a_fork"],
+    ),
+    Mutation(
+        "rename-misses-a-file",
+        "make rename leaves the old name in config/gunicorn.conf.py",
+        "bin/rename_project.py",
+        "path.relative_to(project) != THIS_FILE:\n",
+        'path.relative_to(project) != THIS_FILE and name != "gunicorn.conf.py":\n',
+        ["tests/test_rename.py::test_a_fork_keeps_the_old_name_in_no_file_but_the_renaming_script",
+         "tests/test_rename.py::test_gunicorn_loads_the_app_a_forks_procfile_names"],
+    ),
 ]
 
 
