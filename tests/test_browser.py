@@ -1,7 +1,8 @@
 """A visitor's first visit, in a real browser, through the whole stack.
 
 Headless Chromium (tests/browser.py) loads the demo's pages and the admin through nginx and
-gunicorn as `make run` starts them, and the test fails on anything a visitor would meet:
+gunicorn as `make run` starts them (the demo's are skipped once it is deleted, as in
+`make test-fork`), and the test fails on anything a visitor would meet:
 an error in the console, a stylesheet, image or favicon answered with anything but 2xx or
 not at all, a stylesheet that the browser fetched but did not apply (a wrong content type
 under nosniff, say). Where no Chromium is installed the tests are skipped, saying how to
@@ -15,12 +16,18 @@ import sys
 import time
 
 import pytest
+from django.apps import apps
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.browser import chromium, why_no_chromium
 from tests.conftest import running_stack, temporary_runtime_dir
+
+# What a visitor meets is the project's own pages, not the tests' (tests/settings.py).
+PROJECT_SETTINGS = {"DJANGO_SETTINGS_MODULE": "myproject.settings"}
+# Deleting the demo (docs/development.md) leaves the admin and the favicon to test.
+needs_the_demo = pytest.mark.skipif(not apps.is_installed("myproject.demo"), reason="the demo app has been deleted")
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -32,7 +39,7 @@ def site():
     """One stack for the module's tests, as `make run` starts it, with a superuser."""
     if reason := why_no_chromium():
         (pytest.fail if os.environ.get("CI") else pytest.skip)(reason)
-    with temporary_runtime_dir() as path, running_stack(path) as stack:
+    with temporary_runtime_dir() as path, running_stack(path, extra_env=PROJECT_SETTINGS) as stack:
         create_superuser(stack)
         yield stack
 
@@ -59,6 +66,7 @@ def wait_for_request_to(stack, path, timeout=5):
     return lines[0]
 
 
+@needs_the_demo
 @pytest.mark.parametrize("path", ["/", "/visits/"])
 def test_a_demo_page_loads_whole_with_its_styles(site, browser, path):
     browser.visit(site.url + path)
@@ -70,7 +78,8 @@ def test_a_demo_page_loads_whole_with_its_styles(site, browser, path):
 
 
 def test_the_favicon_comes_from_nginx_and_no_worker_sees_it(site, browser):
-    browser.visit(site.url + "/")
+    # A page every project has, the demo or not: the browser asks for the favicon on it.
+    browser.visit(site.url + "/admin/login/")
 
     favicon = wait_for_request_to(site, "/favicon.ico")
     assert favicon["status"] == "200"

@@ -130,8 +130,9 @@ def nginx_layer():
 @pytest.fixture(scope="session")
 def python_layer():
     """A stand-in for the Python CNB's layers: a Python the dyno's user may run (this test
-    run's own may sit where only root can reach it, as under /root/.pyenv), with this test
-    run's packages, and the gunicorn command."""
+    run's own may sit where only root can reach it, as under /root/.pyenv), with a copy of
+    this test run's packages (its virtualenv may be just as far out of reach: a checkout in
+    a 0700 directory, as CI's is), and the gunicorn command."""
     need_root_and_apt()
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     python = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
@@ -143,7 +144,8 @@ def python_layer():
         layer.chmod(0o755)
         subprocess.run([python, "-m", "venv", "--without-pip", str(layer)], check=True)
         site_packages = layer / "lib" / version / "site-packages"
-        (site_packages / "test-run-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        shutil.copytree(sysconfig.get_paths()["purelib"], site_packages, dirs_exist_ok=True, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
         gunicorn = layer / "bin" / "gunicorn"
         gunicorn.write_text(f"#!{layer}/bin/python\nfrom gunicorn.app.wsgiapp import run\nrun()\n")
         gunicorn.chmod(0o755)
@@ -165,7 +167,10 @@ def as_the_dyno_user(command, cwd, env):
 def build_env(layers, app):
     # The build image has a compiler and the usual tools, but no nginx of its own.
     path = [str(layers.python / "bin"), *layer_path(layers.nginx), "/usr/local/bin", "/usr/bin", "/bin"]
-    return {"PATH": os.pathsep.join(path), "HOME": str(app), "LANG": "C.UTF-8"}
+    # The settings the dyno below runs with: the project's, plus the tests' own pages and
+    # static files, which collectstatic must therefore collect too.
+    return {"PATH": os.pathsep.join(path), "HOME": str(app), "LANG": "C.UTF-8",
+            "DJANGO_SETTINGS_MODULE": "tests.settings"}
 
 
 def build(app, layers):
@@ -308,7 +313,7 @@ def test_a_page_and_its_static_file_are_served_over_ipv4_and_ipv6_and_logged(dyn
         request_ids[family] = {kind: f"fir-test-{kind}-over-{family}" for kind in ("page", "static")}
         page = requests.get(f"http://{host}:{dyno.port}/", timeout=10,
                             headers={**OVER_HTTPS, "X-Request-ID": request_ids[family]["page"]})
-        stylesheet = re.search(r'href="(/static/demo/style\.[0-9a-f]+\.css)"', page.text).group(1)
+        stylesheet = re.search(r'href="(/static/[^"]+\.[0-9a-f]{12}\.css)"', page.text).group(1)
         static = requests.get(f"http://{host}:{dyno.port}{stylesheet}", timeout=10,
                               headers={**OVER_HTTPS, "X-Request-ID": request_ids[family]["static"]})
         assert (page.status_code, static.status_code) == (200, 200)
