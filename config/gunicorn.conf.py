@@ -226,17 +226,21 @@ def post_fork(server, worker):
 
 @never_stops_the_server
 def post_worker_init(worker):
-    # The settings' warnings (STARTUP_WARNINGS in myproject/settings.py) are logged here, by
-    # the first worker alone: once per start of the web process, rather than once per worker,
-    # again each time a worker restarts, and again for every manage.py command.
+    # The settings' startup lines (STARTUP_INFO and STARTUP_WARNINGS in myproject/settings.py)
+    # are logged here, by the first worker alone: once per start of the web process, rather
+    # than once per worker, again each time a worker restarts, and again for every manage.py
+    # command.
     # Django is imported here, in a worker that has loaded the app, and not at the top: the
     # master reads this file too, and does not load the app (preload_app is off).
     # An app that is not Django (or has no DJANGO_SETTINGS_MODULE) has no such settings.
     from django.conf import settings
 
     if worker.age == 1 and settings.configured:
+        logger = logging.getLogger("myproject.settings")
+        for message in getattr(settings, "STARTUP_INFO", []):
+            logger.info(message)
         for message in getattr(settings, "STARTUP_WARNINGS", []):
-            logging.getLogger("myproject.settings").warning(message)
+            logger.warning(message)
 
 
 @never_stops_the_server

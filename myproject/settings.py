@@ -34,11 +34,22 @@ def env_bool(name, default):
     return os.environ[name].strip().lower() in {"1", "true", "yes", "on"}
 
 
+def without_password(url):
+    """A database URL for the log: its password, and its query string, which may hold
+    one too, left out."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    return f"{scheme}{separator}{credentials.partition(':')[0]}{at}{location.partition('?')[0]}"
+
+
 # Warnings about how this copy is set up, each one line of plain text. They are logged once
 # per start of the web process, by gunicorn's first worker (post_worker_init in
 # config/gunicorn.conf.py), and not here: every worker and every manage.py command imports
 # this file, and the same warning five times over buries the lines that matter.
 STARTUP_WARNINGS = []
+# What the web process should say about itself when it starts, logged the same way at INFO:
+# which database it uses, for one.
+STARTUP_INFO = []
 
 # Signs sessions, password reset links and CSRF tokens, so it must be secret and must not
 # change between restarts (a new key logs everyone out). On Heroku it is required:
@@ -160,7 +171,6 @@ WSGI_APPLICATION = "myproject.wsgi.application"
 # in each dyno, emptied at every restart: the release phase would migrate a database no web
 # dyno sees, and everything written would be lost within a day. So a dyno without
 # DATABASE_URL stops at boot; an explicit sqlite:/// URL is still allowed there, with a warning.
-# On Heroku, PostgreSQL connections must use TLS (sslmode=require); SQLite has no such option.
 # https://github.com/jazzband/dj-database-url
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if not DATABASE_URL:
@@ -176,6 +186,38 @@ elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
         "the dyno restarts (at least once a day). Use Heroku Postgres to keep your data."
     )
 
+# Past the plan's connection limit, the web process's workers can share a few connections
+# through PgBouncer in transaction pooling mode (docs/database.md, "When you outgrow the
+# budget"). Either Heroku runs it beside the database (Standard plans and up), and
+#   heroku pg:connection-pooling:attach DATABASE_URL --as DATABASE_CONNECTION_POOL
+# sets DATABASE_CONNECTION_POOL_URL; or the on-dyno PgBouncer buildpack runs it in each dyno,
+# and its bin/start-pgbouncer, in front of the web command, sets DATABASE_URL_PGBOUNCER (and
+# points DATABASE_URL at it too, for the processes it starts).
+CONNECTION_POOL_URL = (os.environ.get("DATABASE_CONNECTION_POOL_URL")
+                       or os.environ.get("DATABASE_URL_PGBOUNCER", ""))
+# Only the web process connects through the pooler: the Procfile's web line, and nothing else,
+# sets DJANGO_USE_CONNECTION_POOL=1. The release phase's migrate and every `heroku run` keep the
+# direct DATABASE_URL. Heroku warns that migrations break through a transaction pooler
+# (https://help.heroku.com/UYH8N2WW, with Rails' advisory lock as its example): the pooler
+# gives each transaction whichever server connection is free, so what a migration sets for its
+# session (a lock, a `SET lock_timeout` in a RunSQL) is lost or lands on other clients'
+# transactions; and a long migration would hold one of the pool's few connections throughout.
+USE_CONNECTION_POOL = env_bool("DJANGO_USE_CONNECTION_POOL", False) and bool(CONNECTION_POOL_URL)
+PROCESS_DATABASE_URL = CONNECTION_POOL_URL if USE_CONNECTION_POOL else DATABASE_URL
+if USE_CONNECTION_POOL:
+    STARTUP_INFO.append(f"Database: {without_password(PROCESS_DATABASE_URL)}, through the connection pooler "
+                        "(transaction pooling: no server-side cursors).")
+else:
+    STARTUP_INFO.append(f"Database: {without_password(PROCESS_DATABASE_URL)}.")
+# Only gunicorn logs the warnings, so only a web process started without the Procfile's web
+# line shows this one.
+if CONNECTION_POOL_URL and not USE_CONNECTION_POOL:
+    STARTUP_WARNINGS.append(
+        "A connection pooler is set up (DATABASE_CONNECTION_POOL_URL or DATABASE_URL_PGBOUNCER), but "
+        "this web process was started without DJANGO_USE_CONNECTION_POOL=1, so it does not connect "
+        "as the pooler's client: start the Procfile's web line with it (see docs/database.md)."
+    )
+
 # How many seconds a worker keeps its database connection between requests (Django's
 # CONN_MAX_AGE). 0, the default, opens one per request and closes it at the end. That cost
 # 10 to 30 ms more per request here (a page with three queries, local PostgreSQL, see
@@ -185,14 +227,23 @@ elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
 # its connection for good, and the dynos need as many connections as they have workers.
 # When your budget fits (docs/database.md), keep them: heroku config:set DJANGO_CONN_MAX_AGE=600
 # Kept connections are checked before reuse, so a restarted database is noticed.
+# On Heroku, PostgreSQL connections must use TLS (sslmode=require); SQLite has no such
+# option, and the on-dyno PgBouncer, on the dyno's own loopback, speaks none (it uses TLS to
+# the database itself).
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL,
+        PROCESS_DATABASE_URL,
         conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", 0)),
         conn_health_checks=True,
-        ssl_require=IS_HEROKU_APP and DATABASE_URL.startswith("postgres"),
+        ssl_require=(IS_HEROKU_APP and PROCESS_DATABASE_URL.startswith("postgres")
+                     and PROCESS_DATABASE_URL != os.environ.get("DATABASE_URL_PGBOUNCER")),
     ),
 }
+# A server-side cursor (what QuerySet.iterator() reads through) lives on the server connection
+# that opened it, and a transaction pooler may give the next fetch another one: "cursor does
+# not exist". Without them Django reads a result whole, and iterator() still works.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#transaction-pooling-server-side-cursors
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = USE_CONNECTION_POOL
 # A PostgreSQL server that stops answering (rather than refusing) would otherwise hold a
 # request until nginx's 504, and the release phase's migrate for minutes: give up after 5 s.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -28,6 +28,7 @@ print(json.dumps({
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": settings.SECURE_HSTS_INCLUDE_SUBDOMAINS,
     "SECURE_HSTS_PRELOAD": settings.SECURE_HSTS_PRELOAD,
     "STARTUP_WARNINGS": settings.STARTUP_WARNINGS,
+    "STARTUP_INFO": settings.STARTUP_INFO,
 }, default=str))
 """
 

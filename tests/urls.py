@@ -2,7 +2,8 @@
 page that uses the database at /database/, which the stack's tests request in place of the
 project's pages (so they pass with the demo app deleted, whatever the project serves at /);
 /worker-pid/; views under /misbehave/ that fail on purpose, under /echo/ one that reports
-what it received, and under /upstream/ views that show what nginx sends gunicorn."""
+what it received, under /upstream/ views that show what nginx sends gunicorn, and
+/database/round-trip/, for the connection pooler's tests."""
 
 from django.urls import include, path
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("", views.home),
     path("database/", views.database),
     path("worker-pid/", views.worker_pid),
+    path("database/round-trip/", views.database_round_trip),
     path("misbehave/slow/<int:seconds>/", views.slow),
     path("misbehave/raise/<slug:token>/", views.raise_error),
     path("misbehave/raise-where-nothing-catches/<slug:token>/", views.raise_where_nothing_catches),

@@ -3,23 +3,27 @@ uses the database, which the stack's tests request in place of the project's own
 demo's, until you delete it); views that misbehave on purpose, for tests/test_faults.py and
 tests/test_logs.py; one that reports what it received, for tests/test_framing.py; some that
 show what nginx hands gunicorn, for tests/test_upstream_protocol.py; one that says which
-worker answered."""
+worker answered; one that writes to the database and reads back, for
+tests/test_connection_pooler.py."""
 
 import hashlib
 import logging
 import os
 import threading
 import time
+import uuid
 
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 logger = logging.getLogger(__name__)
 
 LONGEST_SLEEP = 60
+ROWS_READ_BACK = 5
 
 
 def home(request):
@@ -38,6 +42,16 @@ def database(request):
 def worker_pid(request):
     """The pid of the gunicorn worker that answers: a worker answers only once it has booted."""
     return HttpResponse(str(os.getpid()))
+
+
+def database_round_trip(request):
+    """Write a row, then read the latest rows back through QuerySet.iterator(), one row per
+    fetch: what a server-side cursor would spread over several transactions. Sessions, because
+    every copy of the app has their table."""
+    Session.objects.create(session_key=uuid.uuid4().hex, session_data="", expire_date=timezone.now())
+    latest = Session.objects.order_by("-expire_date")[:ROWS_READ_BACK]
+    read = sum(1 for _ in latest.iterator(chunk_size=1))
+    return HttpResponse(f"wrote 1 row, read {read}")
 
 
 def slow(request, seconds):
