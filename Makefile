@@ -2,6 +2,7 @@
 #   make run    the whole stack (nginx in front of gunicorn) on http://127.0.0.1:5000
 #   make test   the whole test suite
 #   make bench  the slow-client benchmark (about fifteen minutes; see tests/bench/)
+#   make bench-database  direct against pooled database connections (about two minutes)
 #   make mutations  checks that each test fails when the behaviour it guards is broken
 # Each sets up what it needs first: a virtualenv in .venv, the requirements and nginx (and,
 # for make test, Chromium for the browser tests).
@@ -29,7 +30,7 @@ DOTENV = $(if $(wildcard .env),$(VENV)/bin/dotenv run --no-override --)
 # Run the Procfile's web command itself, so `make run` starts exactly what Heroku starts.
 WEB_COMMAND = $(shell sed -n 's/^web: *//p' Procfile)
 
-.PHONY: run run-stack test test-fork mutations rename bench setup nginx chromium heroku-nginx
+.PHONY: run run-stack test test-fork mutations rename bench bench-database setup nginx chromium heroku-nginx
 
 # Through a second make, so that .env's variables are in the environment before the
 # defaults above are decided.
@@ -65,6 +66,12 @@ rename: $(VENV)/.installed
 # Writes tests/bench/results.md and tests/bench/results.png.
 bench: setup $(VENV)/.bench-installed
 	$(PYTHON) -m tests.bench
+
+# Prints requests per second and p99 on a page that writes and reads, connected to PostgreSQL
+# directly and through PgBouncer (tests/bench/database.py; docs/database.md quotes it). Needs
+# PostgreSQL and pgbouncer.
+bench-database: setup
+	$(PYTHON) -m tests.bench.database
 
 setup: $(VENV)/.installed nginx bin/sigterm_as_sigquit.so
 
