@@ -119,7 +119,8 @@ def test_eight_workers_on_a_three_connection_role_serve_every_request_through_pg
 
     statuses = load_two_dynos(pooled)
 
-    assert statuses == [200] * len(statuses), {status: statuses.count(status) for status in set(statuses)}
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    assert statuses == [200] * len(statuses), f"{counts}; PgBouncer's log ends:\n{pooler.log()[-3000:]}"
     # PgBouncer's own count: every request went through it (two transactions each, at least).
     assert pooler.transactions() >= 2 * len(statuses)
 
