@@ -353,6 +353,8 @@ MUTATIONS = [
         'path.relative_to(project) != THIS_FILE and name != "gunicorn.conf.py":\n',
         ["tests/test_rename.py::test_a_fork_keeps_the_old_name_in_no_file_but_the_renaming_script",
          "tests/test_rename.py::test_gunicorn_loads_the_app_a_forks_procfile_names"],
+    ),
+    Mutation(
         "pooled-url-ignored",
         "the web process connects to DATABASE_URL although a connection pooler is set up",
         "myproject/settings.py",
