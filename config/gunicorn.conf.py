@@ -22,6 +22,13 @@ from myproject import logs
 NGINX_SOCKET_PATH = os.environ.get("NGINX_SOCKET_PATH", "/tmp/nginx.socket")
 bind = [f"unix:{NGINX_SOCKET_PATH}"]
 
+# This is the web process: where a connection pooler is set up (DATABASE_CONNECTION_POOL_URL,
+# or the on-dyno PgBouncer), its workers connect through it (myproject/settings.py). The
+# release phase's migrate and one-off `manage.py` commands never read this file, so they keep
+# the direct DATABASE_URL, as migrations must. gunicorn sets these variables as it starts,
+# before any worker loads the settings. docs/database.md, "When you outgrow the budget".
+raw_env = ["DJANGO_USE_CONNECTION_POOL=1"]
+
 # No control socket. gunicorn 25.1 and later open one for its `gunicornc` tool (worker
 # status, more or fewer workers, reload, stop), by default in $HOME, where two copies of the
 # app would fight over one path. Nothing in this template uses it: bin/start-nginx stops

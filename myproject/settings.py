@@ -195,9 +195,9 @@ elif IS_HEROKU_APP and DATABASE_URL.startswith("sqlite"):
 # points DATABASE_URL at it too, for the processes it starts).
 CONNECTION_POOL_URL = (os.environ.get("DATABASE_CONNECTION_POOL_URL")
                        or os.environ.get("DATABASE_URL_PGBOUNCER", ""))
-# Only the web process connects through the pooler: the Procfile's web line, and nothing else,
-# sets DJANGO_USE_CONNECTION_POOL=1. The release phase's migrate and every `heroku run` keep the
-# direct DATABASE_URL. Heroku warns that migrations break through a transaction pooler
+# Only the web process connects through the pooler: config/gunicorn.conf.py, which nothing else
+# reads, sets DJANGO_USE_CONNECTION_POOL=1. The release phase's migrate and every `heroku run`
+# keep the direct DATABASE_URL. Heroku warns that migrations break through a transaction pooler
 # (https://help.heroku.com/UYH8N2WW, with Rails' advisory lock as its example): the pooler
 # gives each transaction whichever server connection is free, so what a migration sets for its
 # session (a lock, a `SET lock_timeout` in a RunSQL) is lost or lands on other clients'
@@ -209,13 +209,13 @@ if USE_CONNECTION_POOL:
                         "(transaction pooling: no server-side cursors).")
 else:
     STARTUP_INFO.append(f"Database: {without_password(PROCESS_DATABASE_URL)}.")
-# Only gunicorn logs the warnings, so only a web process started without the Procfile's web
-# line shows this one.
+# Only gunicorn logs the warnings, so only a web process whose gunicorn was started without
+# config/gunicorn.conf.py (or with another raw_env) shows this one.
 if CONNECTION_POOL_URL and not USE_CONNECTION_POOL:
     STARTUP_WARNINGS.append(
         "A connection pooler is set up (DATABASE_CONNECTION_POOL_URL or DATABASE_URL_PGBOUNCER), but "
-        "this web process was started without DJANGO_USE_CONNECTION_POOL=1, so it does not connect "
-        "as the pooler's client: start the Procfile's web line with it (see docs/database.md)."
+        "this web process runs without DJANGO_USE_CONNECTION_POOL=1, so it does not connect "
+        "through it: start gunicorn with -c config/gunicorn.conf.py, which sets it (see docs/database.md)."
     )
 
 # How many seconds a worker keeps its database connection between requests (Django's

@@ -8,7 +8,6 @@ every test that stops the stack).
 """
 
 import contextlib
-import itertools
 import os
 import secrets
 import shlex
@@ -36,16 +35,8 @@ def procfile_line(process_type):
     return line.removeprefix(f"{process_type}:").strip()
 
 
-def procfile_web_line():
-    """The Procfile's web line as the shell reads it: the variables it sets (its NAME=value
-    words up front) and the command after them."""
-    words = shlex.split(procfile_line("web"))
-    assignments = list(itertools.takewhile(lambda word: "=" in word, words))
-    return dict(word.split("=", 1) for word in assignments), words[len(assignments):]
-
-
-# A stack runs the command with those variables, which the release phase (Stack.manage) lacks.
-WEB_LINE_VARIABLES, WEB_COMMAND = procfile_web_line()
+# What every stack runs: the Procfile's web line.
+WEB_COMMAND = shlex.split(procfile_line("web"))
 STARTUP_TIMEOUT = 30
 NGINX_DEFAULT_WORKERS = 4  # worker_processes in config/nginx.conf.erb, without NGINX_WORKERS
 SHUTDOWN_TIMEOUT = 35
@@ -252,7 +243,7 @@ class Stack:
         # Append mode, so that a stack started again adds to what it printed before.
         self.stdout_path.touch()
         self.process = subprocess.Popen(
-            self.command, cwd=self.app_dir, env={**self.env, **WEB_LINE_VARIABLES}, start_new_session=True,
+            self.command, cwd=self.app_dir, env=self.env, start_new_session=True,
             stdout=stdout or self.stdout_path.open("ab"), stderr=self.stderr_path.open("ab"),
         )
 

@@ -20,7 +20,7 @@ import requests
 
 from tests.conftest import running_stack, temporary_runtime_dir
 from tests.pgbouncer import running_pgbouncer
-from tests.stack import OVER_HTTPS, PRODUCTION_ENV, REPO, WEB_LINE_VARIABLES, procfile_line
+from tests.stack import OVER_HTTPS, PRODUCTION_ENV, REPO, gunicorn_settings, procfile_line
 from tests.test_database_budget import CONNECTION_LIMIT, limited_database_url  # noqa: F401 (a fixture)
 from tests.test_settings import HEROKU_ENV, load_settings
 
@@ -39,6 +39,9 @@ ANSWER_TIMEOUT = 20
 # Writes a row, then reads rows back through QuerySet.iterator() (tests/views.py).
 ROUND_TRIP = "/database/round-trip/"
 POOLER_STARTUP_LINE = "through the connection pooler"
+# What config/gunicorn.conf.py puts in the web process's environment (raw_env), which the
+# release phase and one-off commands never read.
+WEB_PROCESS_ENV = dict(variable.split("=", 1) for variable in gunicorn_settings()["raw_env"])
 POOLED_URL = "postgres://app:pool-secret@pooler.example.com:5432/app"
 ON_DYNO_URL = "postgres://app:pool-secret@127.0.0.1:6000/db1"
 
@@ -59,36 +62,36 @@ def round_trip(stack, headers=None):
 # --- Which database each process connects to ---------------------------------------------
 
 
-def test_only_the_web_line_connects_through_the_pool_url_and_without_server_side_cursors():
+def test_only_the_web_process_connects_through_the_pool_url_and_without_server_side_cursors():
     env = {"DATABASE_URL": "postgres://app:secret@db.example.com:5432/app", "DATABASE_CONNECTION_POOL_URL": POOLED_URL}
 
-    web = load_settings(**env, **WEB_LINE_VARIABLES)["DATABASE"]
-    release = load_settings(**env)["DATABASE"]  # the release line sets nothing
+    web = load_settings(**env, **WEB_PROCESS_ENV)["DATABASE"]
+    release = load_settings(**env)["DATABASE"]  # the release phase reads no gunicorn config
 
     assert (web["HOST"], web["DISABLE_SERVER_SIDE_CURSORS"]) == ("pooler.example.com", True)
     assert (release["HOST"], release["DISABLE_SERVER_SIDE_CURSORS"]) == ("db.example.com", False)
 
 
-def test_without_a_pooler_the_web_line_connects_directly_with_server_side_cursors():
-    database = load_settings(DATABASE_URL="postgres://app:secret@db.example.com:5432/app", **WEB_LINE_VARIABLES)["DATABASE"]
+def test_without_a_pooler_the_web_process_connects_directly_with_server_side_cursors():
+    database = load_settings(DATABASE_URL="postgres://app:secret@db.example.com:5432/app", **WEB_PROCESS_ENV)["DATABASE"]
 
     assert (database["HOST"], database["DISABLE_SERVER_SIDE_CURSORS"]) == ("db.example.com", False)
 
 
-def test_a_web_process_started_without_the_web_lines_variable_warns_that_it_ignores_the_pooler():
+def test_a_web_process_started_without_the_gunicorn_config_warns_that_it_ignores_the_pooler():
     env = {"DJANGO_SECRET_KEY": "a-secret", "DATABASE_CONNECTION_POOL_URL": POOLED_URL}
 
     [warning] = load_settings(**env)["STARTUP_WARNINGS"]
 
-    assert "DJANGO_USE_CONNECTION_POOL=1" in warning
-    assert load_settings(**env, **WEB_LINE_VARIABLES)["STARTUP_WARNINGS"] == []
+    assert "DJANGO_USE_CONNECTION_POOL=1" in warning and "config/gunicorn.conf.py" in warning
+    assert load_settings(**env, **WEB_PROCESS_ENV)["STARTUP_WARNINGS"] == []
 
 
 def test_on_a_dyno_heroku_s_pooler_needs_tls_and_the_on_dyno_pgbouncer_on_loopback_none():
     # bin/start-pgbouncer points DATABASE_URL at its PgBouncer and sets DATABASE_URL_PGBOUNCER.
-    heroku_pooling = load_settings(**HEROKU_ENV, DATABASE_CONNECTION_POOL_URL=POOLED_URL, **WEB_LINE_VARIABLES)
+    heroku_pooling = load_settings(**HEROKU_ENV, DATABASE_CONNECTION_POOL_URL=POOLED_URL, **WEB_PROCESS_ENV)
     on_dyno = load_settings(**{**HEROKU_ENV, "DATABASE_URL": ON_DYNO_URL}, DATABASE_URL_PGBOUNCER=ON_DYNO_URL,
-                            **WEB_LINE_VARIABLES)
+                            **WEB_PROCESS_ENV)
 
     assert heroku_pooling["DATABASE"]["OPTIONS"]["sslmode"] == "require"
     assert on_dyno["DATABASE"]["PORT"] == 6000
@@ -100,7 +103,7 @@ def test_the_startup_line_names_the_database_url_without_its_password():
     env = {"DATABASE_URL": "postgres://app:direct-secret@db.example.com:5432/app?sslmode=require",
            "DATABASE_CONNECTION_POOL_URL": POOLED_URL}
 
-    assert load_settings(**env, **WEB_LINE_VARIABLES)["STARTUP_INFO"] == [
+    assert load_settings(**env, **WEB_PROCESS_ENV)["STARTUP_INFO"] == [
         "Database: postgres://app@pooler.example.com:5432/app, through the connection pooler "
         "(transaction pooling: no server-side cursors)."]
     assert load_settings(**env)["STARTUP_INFO"] == ["Database: postgres://app@db.example.com:5432/app."]
@@ -201,8 +204,8 @@ def test_the_release_phase_migrates_through_the_direct_url_never_through_the_poo
     with psycopg.connect(pooler.direct_url) as database:
         assert database.execute("SELECT count(*) FROM django_migrations").fetchone()[0] > 0
     assert pooler.transactions() == 0, "PgBouncer carried the migration's transactions"
-    # The count is PgBouncer's own, and it counts: a query made with the web line's variables
-    # goes through it.
+    # The count is PgBouncer's own, and it counts: a query made with the web process's
+    # variables goes through it.
     subprocess.run([sys.executable, "manage.py", "shell", "-c", "from django.db import connection; "
-                    "connection.cursor().execute('SELECT 1')"], cwd=REPO, env={**env, **WEB_LINE_VARIABLES}, check=True)
+                    "connection.cursor().execute('SELECT 1')"], cwd=REPO, env={**env, **WEB_PROCESS_ENV}, check=True)
     assert pooler.transactions() > 0
