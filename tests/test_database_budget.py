@@ -11,7 +11,6 @@ import contextlib
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -20,7 +19,7 @@ import requests
 
 from tests.conftest import running_stack, temporary_runtime_dir
 from tests.stack import OVER_HTTPS, PRODUCTION_ENV, REPO, STARTUP_TIMEOUT, Stack
-from tests.test_faults import postgres_server
+from tests.test_faults import role_with_a_database
 from tests.test_settings import load_settings
 
 # Three dynos of two workers each (Standard-1X) against a plan with room for three.
@@ -109,18 +108,8 @@ def test_django_conn_max_age_sets_how_long_a_connection_is_kept():
 def limited_database_url():
     """A new role that may hold CONNECTION_LIMIT connections at once, and a new database it
     owns, on the test server; both dropped afterwards. Yields the URL to connect as that role."""
-    server = postgres_server()
-    name = f"budget_{uuid.uuid4().hex}"
-    password = uuid.uuid4().hex  # for servers that ask for one; trust auth ignores it
-    with psycopg.connect(**server, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE \"{name}\" LOGIN CONNECTION LIMIT {CONNECTION_LIMIT} PASSWORD '{password}'")
-        admin.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
-    try:
-        yield f"postgres://{name}:{password}@{server['host']}:{server['port']}/{name}"
-    finally:
-        with psycopg.connect(**server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            admin.execute(f'DROP ROLE "{name}"')
+    with role_with_a_database("budget", CONNECTION_LIMIT) as url:
+        yield url
 
 
 def visit(stack):

@@ -194,6 +194,26 @@ def postgres_server():
     return server
 
 
+@contextlib.contextmanager
+def role_with_a_database(name_prefix, connection_limit=None):
+    """A new role, with a CONNECTION LIMIT when one is given (a plan's, say), and a new
+    database it owns, on the test server; yields the URL to connect as that role, and drops
+    both afterwards."""
+    server = postgres_server()
+    name = f"{name_prefix}_{uuid.uuid4().hex}"
+    password = uuid.uuid4().hex  # for servers that ask for one; trust auth ignores it
+    limit = f"CONNECTION LIMIT {connection_limit}" if connection_limit is not None else ""
+    with psycopg.connect(**server, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE \"{name}\" LOGIN {limit} PASSWORD '{password}'")
+        admin.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+    try:
+        yield f"postgres://{name}:{password}@{server['host']}:{server['port']}/{name}"
+    finally:
+        with psycopg.connect(**server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE "{name}"')
+
+
 @pytest.fixture
 def database_behind_proxy(postgres_database):
     """A migrated PostgreSQL database and a TcpProxy to it; yields (proxy, its DATABASE_URL)."""

@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +33,7 @@ import requests
 
 from tests.pgbouncer import pgbouncer_binary, running_pgbouncer
 from tests.stack import Stack, system_nginx
-from tests.test_faults import postgres_server
+from tests.test_faults import role_with_a_database
 
 WORKERS = 4  # a Standard-2X dyno
 POOL_SIZE = 2
@@ -44,24 +43,6 @@ MEASURE_SECONDS = 6
 ROUNDS = 5
 PAGE = "/database/round-trip/"
 CONN_MAX_AGES = ("0", "600")
-
-
-@contextlib.contextmanager
-def scratch_role_and_database():
-    """A new role, with no connection limit, and a database it owns, as a URL; both dropped
-    afterwards."""
-    server = postgres_server()
-    name = f"bench_pooler_{uuid.uuid4().hex}"
-    password = uuid.uuid4().hex
-    with psycopg.connect(**server, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
-        admin.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
-    try:
-        yield f"postgres://{name}:{password}@{server['host']}:{server['port']}/{name}"
-    finally:
-        with psycopg.connect(**server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            admin.execute(f'DROP ROLE "{name}"')
 
 
 @contextlib.contextmanager
@@ -133,7 +114,7 @@ def machine():
 def main():
     results = {}  # (connection, conn_max_age): ([requests per second, one per round], [times])
     with contextlib.ExitStack() as running:
-        database_url = running.enter_context(scratch_role_and_database())
+        database_url = running.enter_context(role_with_a_database("bench_pooler"))
         pooler = running.enter_context(running_pgbouncer(database_url, pool_size=POOL_SIZE))
         print(f"{datetime.date.today()}: {machine()}")
         print(versions(database_url))
