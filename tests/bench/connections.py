@@ -10,17 +10,14 @@ It works in a database of its own, dropped at the end. About half a minute.
 """
 
 import contextlib
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 import requests
 
-from tests.stack import Stack
+from tests.conftest import running_stack as tests_running_stack, temporary_runtime_dir
 from tests.test_faults import postgres_server
 
 WARM_UP_REQUESTS = 50
@@ -45,16 +42,10 @@ def scratch_database():
 
 @contextlib.contextmanager
 def running_stack(database_url, conn_max_age):
-    runtime_dir = Path(tempfile.mkdtemp(prefix="bench-connections-"))
-    runtime_dir.chmod(0o755)  # nginx's workers run as nobody when we are root
-    stack = Stack(runtime_dir, extra_env={"DATABASE_URL": database_url, "DJANGO_CONN_MAX_AGE": conn_max_age})
-    try:
-        stack.prepare()
-        stack.start()
+    """A stack as the tests start one (tests/conftest.py), on the given database."""
+    env = {"DATABASE_URL": database_url, "DJANGO_CONN_MAX_AGE": conn_max_age}
+    with temporary_runtime_dir() as path, tests_running_stack(path, extra_env=env) as stack:
         yield stack
-    finally:
-        stack.clean_up()
-        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 def milliseconds_per_request(stack):

@@ -18,10 +18,8 @@ import contextlib
 import datetime
 import os
 import platform
-import shutil
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +30,8 @@ import psycopg
 import requests
 
 from tests.pgbouncer import pgbouncer_binary, running_pgbouncer
-from tests.stack import Stack, system_nginx
+from tests.conftest import running_stack as tests_running_stack, temporary_runtime_dir
+from tests.stack import system_nginx
 from tests.test_faults import role_with_a_database
 
 WORKERS = 4  # a Standard-2X dyno
@@ -47,17 +46,10 @@ CONN_MAX_AGES = ("0", "600")
 
 @contextlib.contextmanager
 def running_stack(env):
-    runtime_dir = Path(tempfile.mkdtemp(prefix="bench-database-"))
-    runtime_dir.chmod(0o755)  # nginx's workers run as nobody when we are root
-    stack = Stack(runtime_dir, extra_env={"DJANGO_SETTINGS_MODULE": "tests.settings", "WEB_CONCURRENCY": str(WORKERS),
-                                          **env})
-    try:
-        stack.prepare()
-        stack.start()
+    """A stack as the tests start one (tests/conftest.py), with a Standard-2X's workers."""
+    env = {"WEB_CONCURRENCY": str(WORKERS), **env}
+    with temporary_runtime_dir() as path, tests_running_stack(path, extra_env=env) as stack:
         yield stack
-    finally:
-        stack.clean_up()
-        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 def client(url, stop_warming, stop_measuring):
