@@ -173,6 +173,22 @@ MUTATIONS = [
         ["tests/test_start_nginx.py::test_when_one_process_exits_the_other_is_stopped_within_a_second_and_named"],
     ),
     Mutation(
+        "nginx-default-page-for-a-request-it-cannot-read",
+        "a request nginx cannot read (framed two ways at once) gets nginx's own 400 page",
+        "config/nginx.conf.erb",
+        "        error_page 400 501 505 =400 /nginx-errors/bad-request.html;\n",
+        "        error_page 501 505 =400 /nginx-errors/bad-request.html;\n",
+        ["tests/test_refusal_pages.py::test_a_request_framed_two_ways_gets_400_and_our_page"],
+    ),
+    Mutation(
+        "nginx-default-page-for-a-post-to-a-file",
+        "a POST to a file nginx serves gets nginx's own 405 page",
+        "config/nginx.conf.erb",
+        "        error_page 405 /nginx-errors/method-not-allowed.html;\n",
+        "",
+        ["tests/test_refusal_pages.py::test_a_post_to_a_file_nginx_serves_gets_405_and_our_page"],
+    ),
+    Mutation(
         "dying-master-reported-as-a-clean-stop",
         "the web process exits 0 when nginx or gunicorn died on its own",
         "bin/start_nginx.py",

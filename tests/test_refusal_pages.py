@@ -1,5 +1,6 @@
-"""nginx's own refusals of requests over its size limits: each keeps its status and gets a page
-of ours (config/errors/) that says what was too large, never nginx's default page.
+"""nginx's own refusals: requests over its size limits, requests it cannot read, and methods
+its files do not take. Each keeps its status and gets a page of ours (config/errors/) that says
+what went wrong, never nginx's default page.
 
 Sent raw, as tests/test_hostile_input.py sends hostile requests, to 127.0.0.1 only.
 """
@@ -72,3 +73,21 @@ def test_headers_over_32_kb_in_all_get_400_and_the_same_page(production_stack):
 
     assert response.status == 400
     assert_our_page(response, "Request headers too large")
+
+
+def test_a_request_framed_two_ways_gets_400_and_our_page(production_stack):
+    # Content-Length and Transfer-Encoding together, which nginx refuses outright
+    # (tests/test_framing.py sends the rest of the ambiguous framings).
+    framed_twice = request(b"POST / HTTP/1.1", b"Content-Length: 5", b"Transfer-Encoding: chunked") + b"0\r\n\r\n"
+
+    response = ask(production_stack, framed_twice)
+
+    assert response.status == 400
+    assert_our_page(response, "Bad request")
+
+
+def test_a_post_to_a_file_nginx_serves_gets_405_and_our_page(production_stack):
+    response = ask(production_stack, request(b"POST /favicon.ico HTTP/1.1", b"Content-Length: 0"))
+
+    assert response.status == 405
+    assert_our_page(response, "Method not allowed")
