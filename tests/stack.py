@@ -150,8 +150,10 @@ class Build:
         self.directory = None  # where those are kept until the test run ends
 
     def collect_static_once(self, stack):
+        """With the tests' settings, whatever the first stack runs: their static files are the
+        project's and the tests' own, which every stack of the run may link to."""
         if not self.static_collected:
-            stack.manage("collectstatic", "--noinput")
+            stack.manage("collectstatic", "--noinput", env=TESTS_SETTINGS)
             self.static_collected = True
 
     def migrate_once(self, stack):
@@ -227,9 +229,10 @@ class Stack:
         else:
             self.manage("migrate", "--noinput")
 
-    def manage(self, *command):
+    def manage(self, *command, env=None):
+        """Run a manage.py command with this stack's environment, and `env` over it."""
         subprocess.run([sys.executable, "manage.py", *command, "--verbosity", "0"],
-                       cwd=self.app_dir, env=self.env, check=True)
+                       cwd=self.app_dir, env={**self.env, **(env or {})}, check=True)
 
     def start(self, stdout=None):
         """Start the web process, printing to stdout (by default this stack's stdout.log), and
