@@ -100,7 +100,9 @@ def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(start_stack):
     where Linux may split a write of more than 4,096 bytes and mix it with another."""
     read_end, write_end = os.pipe()
     received = bytearray()
-    reader = threading.Thread(target=read_slowly, args=(read_end, received))
+    slowly = threading.Event()
+    slowly.set()
+    reader = threading.Thread(target=read_slowly, args=(read_end, received, slowly))
     reader.start()
     request_ids = [uuid.uuid4().hex for _ in range(200)]
     escaped = b"\xff"  # nginx writes it as \xFF: four bytes in the line for one sent
@@ -114,6 +116,10 @@ def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(start_stack):
                 b"Referer: " + escaped * 1000,
                 request_line=b"GET /" + escaped * 2000 + b" HTTP/1.1",
             )), request_ids))
+        # Every line has been written into a full pipe, the case this test is about. Now read
+        # at full speed: the web process gives whatever reads its output 5 seconds to take the
+        # rest once it stops (OUTPUT_CLOSE_TIMEOUT), and a starved slow reader could miss that.
+        slowly.clear()
         assert stack.stop() == 0
     finally:
         reader.join(60)
@@ -127,11 +133,13 @@ def test_long_lines_from_two_nginx_workers_and_gunicorn_stay_whole(start_stack):
     assert min(len(fields["path"]) + len(fields["user_agent"]) + len(fields["referer"]) for fields in ours) == 2000
 
 
-def read_slowly(read_end, received):
+def read_slowly(read_end, received, slowly):
+    """Read 4 KiB at a time, pausing after each while `slowly` is set."""
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
         while chunk := pipe.read(4096):
             received += chunk
-            time.sleep(0.01)
+            if slowly.is_set():
+                time.sleep(0.01)
 
 
 def test_the_last_lines_are_printed_before_the_wrapper_exits(stack):
